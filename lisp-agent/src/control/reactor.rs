@@ -1,0 +1,836 @@
+//! The reactor: one thread that owns the control-plane sockets and every
+//! role's state. It waits in poll(2) on the sockets and an eventfd (API
+//! calls, reloads), reads datagrams in batches, dispatches them to the roles,
+//! runs the roles' timers, and flushes replies in batches.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lisp_msx_proto::DecodeError;
+use lisp_msx_proto::api;
+use lisp_msx_proto::lisp::{Ecm, LispMessage, MapRequest, TYPE_ECM, TYPE_MAP_REQUEST};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::api::{Call, Request, Response};
+use crate::config::Config;
+use crate::control::ctx::{Ctx, Incoming};
+use crate::control::handle::{Input, ReactorInbox};
+use crate::control::io::{ControlSocket, Outbox, RecvBatch};
+use crate::ddt::DdtNode;
+use crate::discovery::Discovery;
+use crate::mr::MapResolver;
+use crate::ms::MapServer;
+use crate::stats::{Stats, inc};
+use crate::xtr::etr::Etr;
+use crate::xtr::itr::{Itr, Waiter};
+
+/// The network side a handler acts through.
+struct Net {
+    socks: Vec<ControlSocket>,
+    out: Outbox,
+    stats: Arc<Stats>,
+    events: Vec<mpsc::Sender<api::Event>>,
+    cp: lisp_msx_proto::msx::ExtCodepoints,
+}
+
+impl Net {
+    fn ctx(&mut self, now: Instant) -> Ctx<'_> {
+        Ctx {
+            now,
+            out: &mut self.out,
+            socks: &self.socks,
+            stats: &self.stats,
+            cp: self.cp,
+            events: &mut self.events,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let (_, failed) = self.out.flush(&self.socks);
+        if failed > 0 {
+            self.stats
+                .counters
+                .send_errors
+                .fetch_add(failed as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Per-source token buckets for Map-Requests, so a flood from one source
+/// cannot starve the rest (registrations are never limited).
+struct RateLimiter {
+    rate: f64,
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl RateLimiter {
+    const MAX_SOURCES: usize = 65_536;
+
+    fn allow(&mut self, src: IpAddr, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        if self.buckets.len() >= Self::MAX_SOURCES {
+            // Forget idle sources rather than grow without bound.
+            self.buckets
+                .retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(10));
+        }
+        let burst = self.rate;
+        let (tokens, last) = self.buckets.entry(src).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Roles {
+    cfg: Config,
+    ms: Option<MapServer>,
+    mr: Option<MapResolver>,
+    ddt: Option<DdtNode>,
+    etr: Option<Etr>,
+    itr: Itr,
+    discovery: Discovery,
+    local_watchers: Vec<mpsc::Sender<api::LocalFunctions>>,
+    local: api::LocalFunctions,
+    epoch: u32,
+    rate: RateLimiter,
+    msx: Option<crate::msx::MsxRole>,
+    started: Instant,
+    /// Reused for every Map-Request: the hot path decodes without allocating.
+    scratch: MapRequest,
+    next_discovery_check: Option<Instant>,
+}
+
+pub struct Reactor {
+    net: Net,
+    recv: RecvBatch,
+    roles: Roles,
+    inbox: ReactorInbox,
+}
+
+fn local_ips(cfg: &Config) -> Vec<IpAddr> {
+    cfg.agent
+        .listen
+        .iter()
+        .copied()
+        .filter(|a| !a.is_unspecified())
+        .collect()
+}
+
+/// The LISP-MSX service we offer, from the configuration.
+fn msx_local(cfg: &Config) -> Option<lisp_msx_proto::cpnp::MsxService> {
+    let m = cfg.msx.as_ref()?;
+    let ms = cfg.map_server.as_ref()?;
+    Some(lisp_msx_proto::cpnp::MsxService {
+        mapping_system_contact: ms.contact?,
+        ms_identifier: ms.ms_id,
+        as_number: m.as_number,
+        services: m.offer.into(),
+        eid_prefixes: ms
+            .sites
+            .iter()
+            .flat_map(|s| s.eid_prefixes.iter().map(|p| p.prefix))
+            .collect(),
+        rate_limits: Default::default(),
+        validity_seconds: None,
+    })
+}
+
+impl Reactor {
+    /// `msx` carries the CPNP transport's outgoing channel and the agreements
+    /// loaded from disk when `[msx]` is configured.
+    pub fn new(
+        cfg: Config,
+        socks: Vec<ControlSocket>,
+        inbox: ReactorInbox,
+        stats: Arc<Stats>,
+        msx: Option<(
+            crate::msx::transport::Outgoing,
+            Vec<crate::msx::negotiation::Agreement>,
+            Option<tokio::sync::mpsc::UnboundedSender<crate::msx::bulk::BulkJob>>,
+        )>,
+    ) -> Reactor {
+        let now = Instant::now();
+        let local = local_ips(&cfg);
+        let msx = match (
+            msx,
+            cfg.msx.as_ref(),
+            msx_local(&cfg),
+            cfg.agreements_path(),
+        ) {
+            (Some((out, persisted, jobs)), Some(m), Some(svc), Some(path)) => {
+                Some(crate::msx::MsxRole::new(m, svc, path, persisted, out, jobs))
+            }
+            _ => None,
+        };
+        let roles = Roles {
+            ms: cfg
+                .map_server
+                .as_ref()
+                .filter(|c| c.enabled)
+                .map(MapServer::new),
+            mr: cfg
+                .map_resolver
+                .as_ref()
+                .filter(|c| c.enabled)
+                .map(MapResolver::new),
+            ddt: cfg.ddt.as_ref().filter(|c| c.enabled).map(DdtNode::new),
+            etr: cfg
+                .xtr
+                .as_ref()
+                .filter(|x| x.etr)
+                .map(|x| Etr::new(x, &local, now)),
+            itr: Itr::new(cfg.xtr.as_ref(), cfg.itr_rlocs(), now),
+            discovery: Discovery::default(),
+            local_watchers: Vec::new(),
+            local: api::LocalFunctions::default(),
+            epoch: 1,
+            rate: RateLimiter {
+                rate: f64::from(cfg.agent.map_request_rate_limit),
+                buckets: HashMap::new(),
+            },
+            msx,
+            started: now,
+            scratch: MapRequest::default(),
+            next_discovery_check: None,
+            cfg,
+        };
+        let mut r = Reactor {
+            net: Net {
+                socks,
+                out: Outbox::default(),
+                stats,
+                events: Vec::new(),
+                cp: roles.cfg.agent.extensions,
+            },
+            recv: RecvBatch::default(),
+            roles,
+            inbox,
+        };
+        r.roles.local = r.roles.local_functions();
+        // Agreements loaded from disk become routes at once.
+        r.roles.apply_discovery(now);
+        r
+    }
+
+    /// Runs until told to shut down.
+    pub fn run(mut self) {
+        info!(name = %self.roles.cfg.agent.name, sockets = self.net.socks.len(), "control plane running");
+        loop {
+            let now = Instant::now();
+            let deadline = self.roles.next_deadline();
+            let timeout = deadline
+                .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now))
+                .min(Duration::from_secs(1));
+            let ready: Vec<bool> = {
+                let mut fds: Vec<PollFd<'_>> = self
+                    .net
+                    .socks
+                    .iter()
+                    .map(|s| PollFd::new(s.sock.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                fds.push(PollFd::new(self.inbox.wake.as_fd(), PollFlags::POLLIN));
+                let ms = timeout.as_millis().min(1000) as u16;
+                // Sub-millisecond deadlines round up to 1 ms rather than spin.
+                let t = if timeout.is_zero() {
+                    PollTimeout::ZERO
+                } else {
+                    PollTimeout::from(ms.max(1))
+                };
+                match poll(&mut fds, t) {
+                    Ok(_) => fds
+                        .iter()
+                        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                        .collect(),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        warn!("poll failed: {e}");
+                        vec![true; fds.len()]
+                    }
+                }
+            };
+            if *ready.last().unwrap_or(&false) {
+                self.inbox.clear();
+                if !self.drain_inbox() {
+                    break;
+                }
+            }
+            for i in 0..self.net.socks.len() {
+                if ready.get(i).copied().unwrap_or(false) {
+                    self.read_socket(i);
+                }
+            }
+            let now = Instant::now();
+            let mut ctx = self.net.ctx(now);
+            self.roles.tick(&mut ctx);
+            self.net.flush();
+        }
+        info!("control plane stopped");
+    }
+
+    /// Reads and handles everything queued on socket `i`, a batch at a time.
+    fn read_socket(&mut self, i: usize) {
+        // Bounded, so timers and API calls are served under a flood too.
+        for _ in 0..64 {
+            let n = match self.recv.recv(&self.net.socks[i]) {
+                Ok(n) => n,
+                Err(e) => {
+                    debug!("recvmmsg: {e}");
+                    0
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            let now = Instant::now();
+            let local = self.net.socks[i].local;
+            for k in 0..n {
+                let (src, _) = self.recv.meta[k];
+                let pkt = self.recv.packet(k);
+                let inc_ = Incoming {
+                    sock: i,
+                    src,
+                    local,
+                };
+                let mut ctx = self.net.ctx(now);
+                inc(&ctx.stats.counters.packets_rx);
+                self.roles.handle_packet(&mut ctx, &inc_, pkt);
+            }
+            self.net.flush();
+            if n < crate::control::io::BATCH {
+                break;
+            }
+        }
+    }
+
+    /// Handles API calls and control inputs; false when shutting down.
+    fn drain_inbox(&mut self) -> bool {
+        while let Ok(input) = self.inbox.rx.try_recv() {
+            let now = Instant::now();
+            match input {
+                Input::Shutdown => return false,
+                Input::Reload(cfg) => {
+                    let mut ctx = self.net.ctx(now);
+                    self.roles.reload(&mut ctx, *cfg);
+                    self.net.cp = self.roles.cfg.agent.extensions;
+                }
+                Input::BulkCopy { peer, records } => {
+                    if let Some(mr) = &mut self.roles.mr {
+                        mr.set_copy(peer, records);
+                    }
+                }
+                Input::Cpnp { peer, msg } => {
+                    if let Some(m) = &mut self.roles.msx
+                        && m.received(peer, *msg, now)
+                    {
+                        self.roles.apply_discovery(now);
+                    }
+                }
+                Input::Call(call) => {
+                    if let Request::WatchEvents(tx) = call.request {
+                        self.net.events.push(tx);
+                        let _ = call.reply.send(Response::Watching);
+                        continue;
+                    }
+                    let mut ctx = self.net.ctx(now);
+                    self.roles.handle_call(&mut ctx, call);
+                }
+            }
+        }
+        self.net.flush();
+        true
+    }
+}
+
+impl Roles {
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.ms.as_ref().and_then(MapServer::next_deadline),
+            self.mr.as_ref().and_then(MapResolver::next_deadline),
+            self.etr.as_ref().and_then(Etr::next_deadline),
+            self.itr.next_deadline(),
+            self.next_discovery_check,
+            // Negotiation retransmissions run on a 250 ms clock.
+            self.msx
+                .as_ref()
+                .map(|_| Instant::now() + Duration::from_millis(250)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(ms) = &mut self.ms {
+            ms.tick(ctx);
+        }
+        if let Some(mr) = &mut self.mr {
+            mr.tick(ctx);
+        }
+        if let Some(etr) = &mut self.etr {
+            etr.tick(ctx);
+        }
+        self.itr.tick(ctx);
+        let msx_changed = self.msx.as_mut().is_some_and(|m| m.tick(ctx.now));
+        if msx_changed || self.next_discovery_check.is_some_and(|t| t <= ctx.now) {
+            self.apply_discovery(ctx.now);
+        }
+    }
+
+    fn malformed(ctx: &Ctx<'_>, inc_: &Incoming, e: &DecodeError) {
+        let c = &ctx.stats.counters;
+        match e {
+            DecodeError::UnknownType(_) | DecodeError::UnknownSubtype(_) => inc(&c.unknown_type),
+            _ => inc(&c.malformed),
+        }
+        debug!(src = %inc_.src, "dropped: {e}");
+    }
+
+    fn handle_packet(&mut self, ctx: &mut Ctx<'_>, inc_: &Incoming, pkt: &[u8]) {
+        let Some(&first) = pkt.first() else {
+            inc(&ctx.stats.counters.malformed);
+            return;
+        };
+        match first >> 4 {
+            TYPE_MAP_REQUEST => {
+                let mut req = std::mem::take(&mut self.scratch);
+                match req.decode_into(pkt) {
+                    Ok(()) => self.on_map_request(ctx, inc_, &req),
+                    Err(e) => Self::malformed(ctx, inc_, &e),
+                }
+                self.scratch = req;
+            }
+            TYPE_ECM => {
+                inc(&ctx.stats.counters.ecm_rx);
+                let (hdr, inner) = match Ecm::decode_headers(pkt) {
+                    Ok(x) => x,
+                    Err(e) => return Self::malformed(ctx, inc_, &e),
+                };
+                if inner.first().map(|b| b >> 4) != Some(TYPE_MAP_REQUEST) {
+                    inc(&ctx.stats.counters.unknown_type);
+                    return;
+                }
+                let mut req = std::mem::take(&mut self.scratch);
+                match req.decode_into(inner) {
+                    Ok(()) => self.on_ecm_request(ctx, inc_, &req, &hdr, pkt),
+                    Err(e) => Self::malformed(ctx, inc_, &e),
+                }
+                self.scratch = req;
+            }
+            _ => match LispMessage::decode_with(pkt, &ctx.cp) {
+                Ok(msg) => self.on_message(ctx, inc_, pkt, msg),
+                Err(e) => Self::malformed(ctx, inc_, &e),
+            },
+        }
+    }
+
+    fn rate_limited(&mut self, ctx: &Ctx<'_>, inc_: &Incoming) -> bool {
+        if self.rate.allow(inc_.src.ip(), ctx.now) {
+            false
+        } else {
+            inc(&ctx.stats.counters.map_request_rate_limited);
+            true
+        }
+    }
+
+    /// A Map-Request that is not encapsulated: SMR, RLOC probe, or a request
+    /// to an ETR or (directly) to a Map-Server.
+    fn on_map_request(&mut self, ctx: &mut Ctx<'_>, inc_: &Incoming, req: &MapRequest) {
+        inc(&ctx.stats.counters.map_request_rx);
+        if self.rate_limited(ctx, inc_) {
+            return;
+        }
+        if req.flags.smr {
+            self.itr.handle_smr(ctx, inc_, req);
+            return;
+        }
+        let Some(key) = crate::mapping::request_prefix(req) else {
+            inc(&ctx.stats.counters.malformed);
+            return;
+        };
+        if let Some(etr) = &mut self.etr
+            && etr.covers(&key)
+        {
+            etr.handle_request(ctx, inc_, req, None);
+            return;
+        }
+        if req.flags.probe {
+            return;
+        }
+        if let Some(ms) = &mut self.ms
+            && ms.covers(&key)
+        {
+            ms.handle_request(ctx, inc_, req, None, None);
+        }
+    }
+
+    fn on_ecm_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        inc_: &Incoming,
+        req: &MapRequest,
+        hdr: &lisp_msx_proto::lisp::EcmHeader,
+        raw: &[u8],
+    ) {
+        inc(&ctx.stats.counters.map_request_rx);
+        if self.rate_limited(ctx, inc_) {
+            return;
+        }
+        let Some(key) = crate::mapping::request_prefix(req) else {
+            inc(&ctx.stats.counters.malformed);
+            return;
+        };
+        if hdr.to_etr {
+            if let Some(etr) = &mut self.etr {
+                etr.handle_request(ctx, inc_, req, Some(hdr));
+            }
+            return;
+        }
+        if let Some(ms) = &mut self.ms
+            && (ms.covers(&key) || hdr.ddt && self.ddt.is_none())
+        {
+            ms.handle_request(ctx, inc_, req, Some(hdr), Some(raw));
+            return;
+        }
+        if hdr.ddt {
+            if let Some(ddt) = &self.ddt {
+                ddt.handle_request(ctx, inc_, req);
+            }
+            return;
+        }
+        if let Some(mr) = &mut self.mr {
+            mr.handle_request(ctx, req, hdr, raw, self.ms.as_ref());
+            return;
+        }
+        if let Some(etr) = &mut self.etr
+            && etr.covers(&key)
+        {
+            etr.handle_request(ctx, inc_, req, Some(hdr));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, inc_: &Incoming, pkt: &[u8], msg: LispMessage) {
+        match msg {
+            LispMessage::MapReply(r) => self.itr.handle_reply(ctx, inc_, &r),
+            LispMessage::MapRegister(r) => match &mut self.ms {
+                Some(ms) => ms.handle_register(ctx, inc_, pkt, &r),
+                None => inc(&ctx.stats.counters.unknown_type),
+            },
+            LispMessage::MapNotify(n) => match &mut self.etr {
+                Some(etr) => etr.handle_notify(ctx, inc_, pkt, &n),
+                None => inc(&ctx.stats.counters.unknown_type),
+            },
+            LispMessage::MapNotifyAck(_) => inc(&ctx.stats.counters.map_notify_ack_rx),
+            LispMessage::MapReferral(r) => match &mut self.mr {
+                Some(mr) => mr.handle_referral(ctx, inc_, &r),
+                None => inc(&ctx.stats.counters.unknown_type),
+            },
+            LispMessage::Extension(_) => inc(&ctx.stats.counters.extension_rx),
+            // Handled on the fast path before full decoding.
+            LispMessage::MapRequest(_) | LispMessage::Ecm(_) => {}
+        }
+    }
+
+    fn reload(&mut self, ctx: &mut Ctx<'_>, cfg: Config) {
+        let now = ctx.now;
+        if cfg.agent.listen != self.cfg.agent.listen
+            || cfg.agent.control_port != self.cfg.agent.control_port
+        {
+            warn!("reload: changes to agent.listen/control_port take effect at the next restart");
+        }
+        let local = local_ips(&cfg);
+        self.ms = match (
+            self.ms.take(),
+            cfg.map_server.as_ref().filter(|c| c.enabled),
+        ) {
+            (Some(mut ms), Some(c)) => {
+                ms.reload(c);
+                Some(ms)
+            }
+            (None, Some(c)) => Some(MapServer::new(c)),
+            (_, None) => None,
+        };
+        self.mr = match (
+            self.mr.take(),
+            cfg.map_resolver.as_ref().filter(|c| c.enabled),
+        ) {
+            (Some(mut mr), Some(c)) => {
+                mr.reload(c);
+                Some(mr)
+            }
+            (None, Some(c)) => Some(MapResolver::new(c)),
+            (_, None) => None,
+        };
+        self.ddt = cfg.ddt.as_ref().filter(|c| c.enabled).map(DdtNode::new);
+        self.etr = match (self.etr.take(), cfg.xtr.as_ref().filter(|x| x.etr)) {
+            (Some(mut etr), Some(x)) => {
+                etr.reload(ctx, x, &local);
+                Some(etr)
+            }
+            (None, Some(x)) => Some(Etr::new(x, &local, now)),
+            (_, None) => None,
+        };
+        self.itr.reload(cfg.xtr.as_ref(), cfg.itr_rlocs(), now);
+        self.rate.rate = f64::from(cfg.agent.map_request_rate_limit);
+        if let (Some(m), Some(mc), Some(svc)) = (&mut self.msx, cfg.msx.as_ref(), msx_local(&cfg)) {
+            m.reload(mc, svc);
+        } else if cfg.msx.is_some() != self.msx.is_some() {
+            warn!("reload: adding or removing [msx] takes effect at the next restart");
+        }
+        self.cfg = cfg;
+        self.apply_discovery(now);
+        self.push_local_functions();
+        info!("configuration reloaded");
+    }
+
+    /// Feeds what discovery knows to the roles.
+    fn apply_discovery(&mut self, now: Instant) {
+        self.itr
+            .set_discovered_mrs(self.discovery.map_resolvers(now));
+        if let Some(etr) = &mut self.etr {
+            etr.set_discovered(&self.discovery.map_servers(now), now);
+        }
+        // LISP-MSX: every reachable system learned from BGP is a candidate for
+        // an interconnection; with `require_agreement`, only agreed ones are used.
+        let mut agreement_routes = Vec::new();
+        let mut use_bgp_directly = true;
+        if let Some(m) = &mut self.msx {
+            for p in self.discovery.bgp_systems(now) {
+                m.discovered(&p, now);
+            }
+            agreement_routes = m.agreement_routes();
+            use_bgp_directly = !m.require_agreement;
+            m.request_bulk(now);
+            for gone in m.take_torn_down() {
+                if let Some(mr) = &mut self.mr {
+                    mr.set_copy(gone, Vec::new());
+                }
+            }
+        }
+        if let Some(mr) = &mut self.mr {
+            let bgp = if use_bgp_directly {
+                self.discovery.bgp_routes(now)
+            } else {
+                Vec::new()
+            };
+            mr.set_learned_routes("bgp", bgp);
+            mr.set_learned_routes("msx-agreement", agreement_routes);
+        }
+        self.next_discovery_check = self.discovery.next_change(now);
+    }
+
+    fn local_functions(&self) -> api::LocalFunctions {
+        let ms = self.ms.as_ref();
+        let adv = &self.cfg.agent.advertise;
+        let locators = if adv.locators.is_empty() {
+            local_ips(&self.cfg)
+        } else {
+            adv.locators.clone()
+        };
+        api::LocalFunctions {
+            map_server: ms.is_some(),
+            map_resolver: self.mr.is_some(),
+            locators: locators.iter().map(|a| a.to_string()).collect(),
+            status: adv.status.clone(),
+            description: adv
+                .description
+                .clone()
+                .unwrap_or_else(|| self.cfg.agent.name.clone()),
+            unavailability_timer_secs: adv.unavailability_timer_secs.unwrap_or(0),
+            has_unavailability_timer: adv.unavailability_timer_secs.is_some(),
+            reboot_timer_secs: adv.reboot_timer_secs.unwrap_or(0),
+            has_reboot_timer: adv.reboot_timer_secs.is_some(),
+            diagnosis: adv.diagnosis,
+            epoch: self.epoch,
+            database_status: if ms.is_some() {
+                "synchronized".into()
+            } else {
+                String::new()
+            },
+            // MSF-CAPABILITIES bits (MSB first): subscribe, bulk, CPNP.
+            capabilities: self.cfg.msx.as_ref().map_or(0, |m| {
+                (u32::from(m.offer.subscribe) << 31) | (u32::from(m.offer.bulk) << 30) | (1 << 29)
+            }),
+            eid_prefixes: ms
+                .map(|m| m.prefixes().iter().map(|p| p.to_string()).collect())
+                .unwrap_or_default(),
+            contact: ms
+                .and_then(|m| m.contact())
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            ms_id: ms.map_or(0, |m| u32::from(m.ms_id())),
+        }
+    }
+
+    fn push_local_functions(&mut self) {
+        let lf = self.local_functions();
+        if lf != self.local {
+            self.local = lf.clone();
+            self.local_watchers.retain(|tx| {
+                !matches!(
+                    tx.try_send(lf.clone()),
+                    Err(mpsc::error::TrySendError::Closed(_))
+                )
+            });
+        }
+    }
+
+    fn handle_call(&mut self, ctx: &mut Ctx<'_>, call: Call) {
+        let Call { request, reply } = call;
+        let now = ctx.now;
+        let resp = match request {
+            Request::ShowSites(r) => match &self.ms {
+                Some(ms) => Response::Sites(ms.show_sites(&r, now)),
+                None => Response::Error("this agent is not a Map-Server".into()),
+            },
+            Request::ShowMapCache(r) => Response::MapCache(self.itr.show(&r, now)),
+            Request::ShowDatabase => match &self.etr {
+                Some(etr) => Response::Database(etr.show()),
+                None => Response::Error("this agent is not an ETR".into()),
+            },
+            Request::ShowMapResolver => {
+                let in_use = self
+                    .itr
+                    .map_resolvers()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                match &self.mr {
+                    Some(mr) => Response::MapResolver(mr.show(ctx.stats, in_use)),
+                    None => Response::MapResolver(api::ShowMapResolverReply {
+                        map_resolvers_in_use: in_use,
+                        ..Default::default()
+                    }),
+                }
+            }
+            Request::ShowReferralCache => match &self.mr {
+                Some(mr) => Response::ReferralCache(mr.show_referrals(now)),
+                None => Response::Error("this agent is not a Map-Resolver".into()),
+            },
+            Request::ShowStatistics => Response::Statistics(api::ShowStatisticsReply {
+                counters: ctx
+                    .stats
+                    .counters
+                    .snapshot()
+                    .into_iter()
+                    .map(|(n, _, v)| (n.to_string(), v))
+                    .collect(),
+                uptime_secs: now.duration_since(self.started).as_secs(),
+            }),
+            Request::ShowDiscovery => {
+                let mut in_use: Vec<IpAddr> = self.itr.map_resolvers().to_vec();
+                if let Some(etr) = &self.etr {
+                    in_use.extend(etr.map_servers());
+                }
+                Response::Discovery(self.discovery.show(now, &in_use))
+            }
+            Request::ShowMsx(r) => match &self.msx {
+                Some(m) => Response::Msx(m.show(&r.what)),
+                None => Response::Error("LISP-MSX interconnection is not configured".into()),
+            },
+            Request::ShowSync => {
+                Response::Error("map-cache synchronization is not configured".into())
+            }
+            Request::ShowDataPlane => Response::Error("the data plane is not running".into()),
+            Request::ClearMapCache(r) => {
+                let prefix = if r.prefix.is_empty() {
+                    None
+                } else {
+                    crate::mapping::parse_eid(&r.prefix, 0).ok()
+                };
+                if !r.prefix.is_empty() && prefix.is_none() {
+                    Response::Error(format!("'{}' is not an EID prefix", r.prefix))
+                } else {
+                    if let Some(mr) = &mut self.mr
+                        && prefix.is_none()
+                    {
+                        mr.clear_referrals();
+                    }
+                    Response::ClearMapCache(api::ClearMapCacheReply {
+                        removed: self.itr.clear(prefix),
+                    })
+                }
+            }
+            Request::Lig(r) => {
+                let key = match crate::mapping::parse_eid(&r.eid, r.instance_id) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        let _ = reply.send(Response::Error(e));
+                        return;
+                    }
+                };
+                let via = if r.via.is_empty() {
+                    None
+                } else {
+                    match r.via.parse::<IpAddr>() {
+                        Ok(v) => Some(v),
+                        Err(_) => {
+                            let _ = reply
+                                .send(Response::Error(format!("'{}' is not an address", r.via)));
+                            return;
+                        }
+                    }
+                };
+                // The answer comes when the Map-Reply arrives (or the tries run out).
+                self.itr.resolve(
+                    ctx,
+                    key,
+                    Some(Waiter {
+                        reply,
+                        started: now,
+                        via,
+                    }),
+                    false,
+                );
+                return;
+            }
+            Request::UpdateDiscovery(u) => {
+                self.discovery.update(&u, now);
+                self.apply_discovery(now);
+                Response::DiscoveryAck(api::DiscoveryAck {
+                    systems_known: self.discovery.len() as u32,
+                })
+            }
+            Request::WatchLocalFunctions(tx) => {
+                let _ = tx.try_send(self.local.clone());
+                self.local_watchers.push(tx);
+                Response::Watching
+            }
+            Request::WatchEvents(_) => Response::Watching,
+            Request::BulkRecords { peer, filters } => {
+                let allowed = self
+                    .msx
+                    .as_ref()
+                    .and_then(|m| m.bulk_agreement(peer))
+                    .map(|a| a.service.eid_prefixes.clone());
+                Response::BulkRecords(match (allowed, &self.ms) {
+                    (Some(allowed), Some(ms)) => Ok(ms
+                        .registered_records()
+                        .into_iter()
+                        .filter(|r| allowed.iter().any(|p| p.contains(&r.eid)))
+                        .filter(|r| {
+                            filters.is_empty()
+                                || filters.iter().any(|f| f.matches(&r.eid, None, None))
+                        })
+                        .collect()),
+                    _ => Err(lisp_msx_proto::msx::BulkResult::PROHIBITED),
+                })
+            }
+        };
+        let _ = reply.send(resp);
+    }
+}

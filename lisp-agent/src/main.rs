@@ -1,0 +1,179 @@
+//! lisp-agent: starts the control-plane reactor on its own thread and the
+//! API, metrics and signal handling on a small tokio runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use lisp_agent::config::Config;
+use lisp_agent::control::handle::{self, Input};
+use lisp_agent::control::io::ControlSocket;
+use lisp_agent::control::reactor::Reactor;
+use lisp_agent::stats::Stats;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lisp-agent",
+    version,
+    about = "LISP control plane: Map-Server, Map-Resolver, DDT node, xTR"
+)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(
+        short = 'f',
+        long = "config",
+        default_value = "/etc/lisp-msx/agent.toml"
+    )]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LISP_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: log files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lisp-agent: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        println!("{}: configuration OK", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&cfg.agent.log_format);
+    match run(cfg, args.config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("lisp-agent: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
+    let mut socks = Vec::new();
+    for addr in &cfg.agent.listen {
+        let s = ControlSocket::bind(*addr, cfg.agent.control_port).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot bind UDP {addr}:{} (agent.listen): {e}",
+                cfg.agent.control_port
+            )
+        })?;
+        socks.push(s);
+    }
+    let stats = Arc::new(Stats::default());
+    let (handle, inbox) = handle::channel()?;
+    let api_socket = cfg.agent.api_socket.clone();
+    let api_group = cfg.agent.api_group.clone();
+    let metrics = cfg.agent.metrics_listen;
+    // LISP-MSX: agreements from disk (a corrupt file stops the start, naming it),
+    // and the channel to the CPNP transport.
+    let mut msx_transport = None;
+    let msx = match (
+        &cfg.msx,
+        cfg.agreements_path(),
+        cfg.map_server.as_ref().and_then(|m| m.contact),
+    ) {
+        (Some(m), Some(path), Some(contact)) => {
+            let persisted = lisp_agent::msx::negotiation::load_agreements(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read the LISP-MSX agreements: {e}"))?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+            msx_transport = Some((
+                contact,
+                m.cpnp_port,
+                m.psk.clone().into_bytes(),
+                rx,
+                jobs_rx,
+            ));
+            Some((tx, persisted, Some(jobs_tx)))
+        }
+        _ => None,
+    };
+    let ext_codepoints = cfg.agent.extensions;
+    let reactor_stats = stats.clone();
+    // Built on its own thread: the batched-I/O headers are not Send.
+    let control = std::thread::Builder::new()
+        .name("lisp-control".into())
+        .spawn(move || Reactor::new(cfg, socks, inbox, reactor_stats, msx).run())?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let api = {
+            let (h, stop) = (handle.clone(), wait_stop(stop_rx.clone()));
+            tokio::spawn(async move { lisp_agent::api::server::serve(h, &api_socket, api_group.as_deref(), stop).await })
+        };
+        let cp = ext_codepoints;
+        let cpnp_task = msx_transport.map(|(local, port, psk, rx, jobs)| {
+            tokio::spawn(lisp_agent::msx::bulk::run_fetcher(handle.clone(), local, cp, jobs));
+            tokio::spawn(lisp_agent::msx::bulk::serve(handle.clone(), local, cp, wait_stop(stop_rx.clone())));
+            tokio::spawn(lisp_agent::msx::transport::run(handle.clone(), local, port, psk, rx, stats.clone(), wait_stop(stop_rx.clone())))
+        });
+        let metrics_task = metrics.map(|addr| tokio::spawn(lisp_agent::metrics::serve(addr, stats.clone(), wait_stop(stop_rx.clone()))));
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => match Config::load(&path) {
+                    Ok(new) => {
+                        info!("SIGHUP: reloading {}", path.display());
+                        let _ = handle.send(Input::Reload(Box::new(new)));
+                    }
+                    // A bad file keeps the running configuration.
+                    Err(e) => warn!("SIGHUP: configuration error, keeping the running configuration: {e}"),
+                },
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = handle.send(Input::Shutdown);
+        if let Ok(Err(e)) = api.await {
+            warn!("API server: {e:#}");
+        }
+        if let Some(m) = metrics_task
+            && let Ok(Err(e)) = m.await
+        {
+            warn!("metrics server: {e:#}");
+        }
+        if let Some(c) = cpnp_task
+            && let Ok(Err(e)) = c.await
+        {
+            warn!("CPNP: {e:#}");
+        }
+        anyhow::Ok(())
+    });
+    let _ = control.join();
+    result
+}

@@ -1,0 +1,313 @@
+//! LISP-MSX interconnection between two real agents: CPNP negotiation over
+//! TCP (PSK-authenticated), agreements persisted across restarts, direct
+//! invocation of the peer Map-Server, policy refusal with fallback, wrong key.
+//! Discovery is fed through the agent API exactly as frr-bgp-plugin does.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Agent, locators, registered, wait_for};
+use lisp_msx_proto::api;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn mapping_system(
+    contact: &str,
+    ms_id: u16,
+    asn: u32,
+    prefix: &str,
+    psk: &str,
+    policy: &str,
+) -> String {
+    format!(
+        r#"
+[map_server]
+contact = "{contact}"
+ms_id = {ms_id}
+[[map_server.site]]
+name = "site"
+keys = [{{ id = 1, key = "k" }}]
+eid_prefixes = [{{ prefix = "{prefix}", accept_more_specifics = true }}]
+[map_resolver]
+[msx]
+as_number = {asn}
+psk = "{psk}"
+{policy}
+"#
+    )
+}
+
+/// Tells `agent` (as frr-bgp-plugin would) that `contact` serves `prefix` from AS `asn`.
+fn announce(agent: &Agent, contact: &str, ms_id: u32, asn: u32, prefix: &str) {
+    let sock = agent.socket();
+    let (contact, prefix) = (contact.to_string(), prefix.to_string());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut c = lisp_msx_proto::grpc::connect(&sock).await.unwrap();
+            c.update_discovery(api::DiscoveryUpdate {
+                source: "bgp".into(),
+                adapter: "test".into(),
+                full_set: true,
+                systems: vec![api::DiscoveredSystem {
+                    key: format!("bgp {prefix} {contact}:{ms_id}"),
+                    kind: "mapping-system".into(),
+                    eid_prefixes: vec![prefix],
+                    contact,
+                    ms_id,
+                    as_path: vec![asn],
+                    origin_as: asn,
+                    reachable: true,
+                    status: "enabled".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        });
+}
+
+fn agreements(a: &Agent) -> Vec<serde_json::Value> {
+    a.json("show lisp msx agreements")["agreements"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn etr(ms: &str, prefix: &str, locator: &str) -> String {
+    format!(
+        r#"
+[xtr]
+itr = false
+register_interval_secs = 2
+[[xtr.map_server]]
+address = "{ms}"
+key_id = 1
+key = "k"
+[[xtr.database_mapping]]
+eid_prefix = "{prefix}"
+locators = [{{ address = "{locator}" }}]
+"#
+    )
+}
+
+#[test]
+fn negotiate_persist_and_resolve_directly() {
+    let mut as1 = Agent::start(
+        "as65001",
+        "127.21.0.10",
+        &mapping_system("127.21.0.10", 1, 65001, "192.0.2.0/24", "lab-psk", ""),
+    );
+    let as2 = Agent::start(
+        "as65002",
+        "127.21.0.20",
+        &mapping_system("127.21.0.20", 2, 65002, "203.0.113.0/24", "lab-psk", ""),
+    );
+    let _etr = Agent::start(
+        "etr2",
+        "127.21.0.21",
+        &etr("127.21.0.20", "203.0.113.64/26", "127.21.0.21"),
+    );
+    let itr = Agent::start(
+        "itr1",
+        "127.21.0.11",
+        "[xtr]\netr = false\nmap_resolvers = [\"127.21.0.10\"]\nrequest_timeout_ms = 300\n",
+    );
+    wait_for("ETR registered in AS65002", LONG, || {
+        registered(&as2, "203.0.113.64/26").then_some(())
+    });
+
+    // Before any agreement the MR knows nothing of AS65002: negative.
+    assert_eq!(itr.json("lig 203.0.113.70")["resolved"], false);
+
+    announce(&as1, "127.21.0.20", 2, 65002, "203.0.113.0/24");
+    let a1 = wait_for("agreement on AS65001's side", LONG, || {
+        agreements(&as1).into_iter().find(|a| a["role"] == "client")
+    });
+    let a2 = wait_for("agreement on AS65002's side", LONG, || {
+        agreements(&as2).into_iter().find(|a| a["role"] == "server")
+    });
+    assert_eq!(a1["customer_agreement_id"], a2["customer_agreement_id"]);
+    assert_eq!(a1["provider_agreement_id"], a2["provider_agreement_id"]);
+    assert_eq!(a1["eid_prefixes"], serde_json::json!(["203.0.113.0/24"]));
+    assert_eq!(a1["direct_requests"], true);
+    assert_eq!(
+        as1.json("show lisp msx peers")["peers"][0]["state"],
+        "agreed"
+    );
+
+    // The ITR's MR resolves AS65002's EID by asking AS65002's MS directly.
+    let lig = wait_for("resolution across the interconnection", LONG, || {
+        let v = itr.json("lig 203.0.113.70");
+        (v["resolved"] == true).then_some(v)
+    });
+    assert_eq!(locators(&lig["mapping"]), vec!["127.21.0.21"]);
+    // Map-Bulk: AS65001's Map-Resolver copies AS65002's table and answers from it.
+    wait_for("answers from the bulk copy", LONG, || {
+        let v = itr.json("lig 203.0.113.72");
+        let copy = as1.json("show lisp map-resolver")["served_by"]["msx-copy"]
+            .as_u64()
+            .unwrap_or(0);
+        (v["resolved"] == true && copy >= 1).then_some(())
+    });
+    assert!(as1.log().contains("Map-Bulk: copied the peer's table"));
+    assert!(as2.log().contains("Map-Bulk: table sent"));
+
+    // A restart keeps the agreement (persisted atomically): same identifiers, no new negotiation.
+    let tx_before = as2.counter("cpnp.rx");
+    as1.restart();
+    let after = wait_for("agreement reloaded", LONG, || {
+        agreements(&as1).into_iter().find(|a| a["role"] == "client")
+    });
+    assert_eq!(after["customer_agreement_id"], a1["customer_agreement_id"]);
+    let v = wait_for("resolution after the restart", LONG, || {
+        let v = itr.json("lig 203.0.113.71");
+        (v["resolved"] == true).then_some(v)
+    });
+    assert_eq!(locators(&v["mapping"]), vec!["127.21.0.21"]);
+    announce(&as1, "127.21.0.20", 2, 65002, "203.0.113.0/24");
+    assert_eq!(
+        as2.counter("cpnp.rx"),
+        tx_before,
+        "no renegotiation after the restart"
+    );
+}
+
+#[test]
+fn deny_policy_and_wrong_key_prevent_agreements() {
+    // AS65002 denies AS65001: FAIL, no agreement; AS65001's MR falls back (no DDT here: negative).
+    let as1 = Agent::start(
+        "as65001",
+        "127.22.0.10",
+        &mapping_system("127.22.0.10", 1, 65001, "192.0.2.0/24", "lab-psk", ""),
+    );
+    let as2 = Agent::start(
+        "as65002",
+        "127.22.0.20",
+        &mapping_system(
+            "127.22.0.20",
+            2,
+            65002,
+            "203.0.113.0/24",
+            "lab-psk",
+            "[msx.policy]\ndeny_as = [65001]\n",
+        ),
+    );
+    announce(&as1, "127.22.0.20", 2, 65002, "203.0.113.0/24");
+    wait_for("refusal seen by AS65001", LONG, || {
+        let s = as1.json("show lisp msx peers")["peers"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        s.contains("declined").then_some(())
+    });
+    assert!(agreements(&as1).is_empty() && agreements(&as2).is_empty());
+    assert!(as2.log().contains("AS65001 is denied"));
+    let itr = Agent::start(
+        "itr1",
+        "127.22.0.11",
+        "[xtr]\netr = false\nmap_resolvers = [\"127.22.0.10\"]\nrequest_timeout_ms = 300\n",
+    );
+    let neg = itr.json("lig 203.0.113.9");
+    assert_eq!(
+        neg["resolved"], false,
+        "no agreement: the MR falls back to a negative reply"
+    );
+
+    // Map-Bulk without an agreement: BULK-PROHIBITED.
+    {
+        use lisp_msx_proto::msx::{BulkResult, ExtMessage, MapBulkRequest, frame};
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.22.0.20", 4342)).unwrap();
+        let mut out = Vec::new();
+        frame::frame_with(&mut out, |b| {
+            MapBulkRequest {
+                transaction_id: 9,
+                filters: vec![],
+            }
+            .encode(b, 1025)
+        })
+        .unwrap();
+        s.write_all(&out).unwrap();
+        s.set_read_timeout(Some(LONG)).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        let (msg, _) = frame::next_frame(&buf[..n]).unwrap().unwrap();
+        match lisp_msx_proto::LispMessage::decode(msg).unwrap() {
+            lisp_msx_proto::LispMessage::Extension(ExtMessage::BulkReply(r)) => {
+                assert_eq!(r.result, BulkResult::PROHIBITED);
+                assert_eq!(r.transaction_id, 9);
+                assert!(r.records.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // Wrong key: the frames are refused and counted; no agreement.
+    let as3 = Agent::start(
+        "as65003",
+        "127.22.0.30",
+        &mapping_system("127.22.0.30", 3, 65003, "198.51.100.0/24", "other-psk", ""),
+    );
+    announce(&as3, "127.22.0.20", 2, 65002, "203.0.113.0/24");
+    wait_for("bad key refused", LONG, || {
+        (as2.counter("cpnp.refused") >= 1).then_some(())
+    });
+    assert!(as2.log().contains("authentication failed"));
+    assert!(agreements(&as3).is_empty() && agreements(&as2).is_empty());
+}
+
+#[test]
+fn direct_invocation_without_bulk() {
+    // AS65001 asks for direct Map-Requests only: no copy, every resolution
+    // goes straight to AS65002's Map-Server.
+    let direct_only = "[msx.request]\nbulk = false\nsubscribe = false\ndirect_map_request = true\n";
+    let as1 = Agent::start(
+        "as65001",
+        "127.23.0.10",
+        &mapping_system(
+            "127.23.0.10",
+            1,
+            65001,
+            "192.0.2.0/24",
+            "lab-psk",
+            direct_only,
+        ),
+    );
+    let as2 = Agent::start(
+        "as65002",
+        "127.23.0.20",
+        &mapping_system("127.23.0.20", 2, 65002, "203.0.113.0/24", "lab-psk", ""),
+    );
+    let _etr = Agent::start(
+        "etr2",
+        "127.23.0.21",
+        &etr("127.23.0.20", "203.0.113.64/26", "127.23.0.21"),
+    );
+    let itr = Agent::start(
+        "itr1",
+        "127.23.0.11",
+        "[xtr]\netr = false\nmap_resolvers = [\"127.23.0.10\"]\nrequest_timeout_ms = 300\n",
+    );
+    wait_for("ETR registered in AS65002", LONG, || {
+        registered(&as2, "203.0.113.64/26").then_some(())
+    });
+    announce(&as1, "127.23.0.20", 2, 65002, "203.0.113.0/24");
+    let a = wait_for("agreement", LONG, || {
+        agreements(&as1).into_iter().find(|a| a["role"] == "client")
+    });
+    assert_eq!(a["bulk"], false);
+    assert_eq!(a["direct_requests"], true);
+    let v = wait_for("direct resolution", LONG, || {
+        let v = itr.json("lig 203.0.113.70");
+        (v["resolved"] == true).then_some(v)
+    });
+    assert_eq!(locators(&v["mapping"]), vec!["127.23.0.21"]);
+    let served = as1.json("show lisp map-resolver")["served_by"].clone();
+    assert!(served["msx-direct"].as_u64().unwrap() >= 1, "{served}");
+    assert_eq!(served["msx-copy"], 0, "{served}");
+}

@@ -145,6 +145,9 @@ pub struct MsxConfig {
     pub agreements_file: PathBuf,
     #[serde(default)]
     pub policy: crate::msx::negotiation::Policy,
+    /// Map-Subscribe: what we ask for and what we grant.
+    #[serde(default)]
+    pub subscription: crate::msx::subscribe::SubscriptionConfig,
 }
 
 /// LISP-MSX services (offered or requested).

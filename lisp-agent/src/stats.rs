@@ -60,6 +60,10 @@ counters! {
     cpnp_rx => "cpnp.rx", "CPNP messages received";
     cpnp_tx => "cpnp.tx", "CPNP messages sent";
     cpnp_refused => "cpnp.refused", "CPNP connections closed for bad authentication or malformed frames";
+    msx_subscribe_rx => "msx.subscribe.rx", "Map-Subscribes answered (as a provider)";
+    msx_subscribe_ack_rx => "msx.subscribe-ack.rx", "Map-Subscribe-Acks accepted (as a subscriber)";
+    msx_publication_rx => "msx.publication.rx", "subscription publications received and acknowledged";
+    msx_unmatched => "msx.unmatched", "subscription messages matching no subscription (dropped)";
 }
 
 /// Latency histogram (microseconds), Prometheus-style cumulative buckets.

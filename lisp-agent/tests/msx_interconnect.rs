@@ -311,3 +311,175 @@ fn direct_invocation_without_bulk() {
     assert!(served["msx-direct"].as_u64().unwrap() >= 1, "{served}");
     assert_eq!(served["msx-copy"], 0, "{served}");
 }
+
+fn subscriptions(a: &Agent, role: &str) -> Vec<serde_json::Value> {
+    a.json("show lisp msx subscriptions")["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s["role"] == role)
+        .collect()
+}
+
+fn copied(a: &Agent, prefix: &str) -> Option<Vec<String>> {
+    a.json("show lisp map-resolver")["copied"]
+        .as_array()?
+        .iter()
+        .find(|c| c["eid_prefix"] == prefix)
+        .map(|c| {
+            c["rlocs"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+}
+
+#[test]
+fn subscription_pushes_new_changed_and_withdrawn_mappings() {
+    let sub_cfg = "[msx.subscription]\nexpiry_secs = 30\n";
+    let mut as1 = Agent::start(
+        "sub65001",
+        "127.21.2.10",
+        &(mapping_system("127.21.2.10", 1, 65001, "192.0.2.0/24", "lab-psk", "") + sub_cfg),
+    );
+    let mut as2 = Agent::start(
+        "sub65002",
+        "127.21.2.20",
+        // Short registration TTL: a stopped ETR's mapping is withdrawn soon.
+        &(mapping_system("127.21.2.20", 2, 65002, "203.0.113.0/24", "lab-psk", "")
+            .replace("ms_id = 2\n", "ms_id = 2\nregistration_ttl_secs = 6\n")
+            + sub_cfg),
+    );
+    let _etr = Agent::start(
+        "subetr2",
+        "127.21.2.21",
+        &etr("127.21.2.20", "203.0.113.0/26", "127.21.2.21"),
+    );
+    wait_for("first ETR registered", LONG, || {
+        registered(&as2, "203.0.113.0/26").then_some(())
+    });
+    announce(&as1, "127.21.2.20", 2, 65002, "203.0.113.0/24");
+    let sub = wait_for("subscription active at the subscriber", LONG, || {
+        subscriptions(&as1, "subscriber")
+            .into_iter()
+            .find(|s| s["state"] == "active")
+    });
+    assert_eq!(
+        sub["filters"],
+        serde_json::json!(["::ffff:203.0.113.0/120"])
+    );
+    let prov = wait_for("subscription held by the provider", LONG, || {
+        subscriptions(&as2, "provider").into_iter().next()
+    });
+    assert_eq!(prov["agreement_id"], sub["agreement_id"]);
+    // The copy starts from Map-Bulk once the subscription runs.
+    wait_for("bulk copy of the first prefix", LONG, || {
+        copied(&as1, "203.0.113.0/26")
+    });
+
+    // New: a second ETR registers; the publication reaches AS65001's copy.
+    let started = std::time::Instant::now();
+    let mut etr2b = Agent::start(
+        "subetr2b",
+        "127.21.2.22",
+        &etr("127.21.2.20", "203.0.113.128/26", "127.21.2.22"),
+    );
+    let rlocs = wait_for("new registration published", LONG, || {
+        copied(&as1, "203.0.113.128/26")
+    });
+    eprintln!(
+        "new registration reached the copy in {:.0} ms (incl. the ETR's start)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(rlocs, vec!["127.21.2.22"]);
+    assert!(as1.counter("msx.publication.rx") >= 2, "hello + update");
+
+    // Changed: the ETR now registers another locator.
+    etr2b.reload(&etr("127.21.2.20", "203.0.113.128/26", "127.21.2.23"));
+    wait_for("changed locators published", LONG, || {
+        (copied(&as1, "203.0.113.128/26")? == vec!["127.21.2.23".to_string()]).then_some(())
+    });
+
+    // Withdrawn: the ETR stops; at registration expiry the mapping goes.
+    etr2b.stop();
+    wait_for("withdrawal published", Duration::from_secs(60), || {
+        copied(&as1, "203.0.113.128/26").is_none().then_some(())
+    });
+    assert!(copied(&as1, "203.0.113.0/26").is_some(), "the rest stays");
+
+    // The provider restarts and forgets the subscription: the subscriber
+    // notices (epoch) at the next publication or renewal and resynchronizes.
+    as2.restart();
+    let _etr2c = Agent::start(
+        "subetr2c",
+        "127.21.2.24",
+        &etr("127.21.2.20", "203.0.113.192/26", "127.21.2.24"),
+    );
+    wait_for("resynchronized after the provider restart", LONG, || {
+        copied(&as1, "203.0.113.192/26")
+    });
+    as1.stop();
+}
+
+#[test]
+fn subscription_with_wrong_key_or_without_agreement_is_refused() {
+    // A subscriber with a key the provider does not share is refused and
+    // logged; without an agreement, FILTERS-PROHIBITED.
+    use lisp_msx_proto::lisp::auth::AuthAlg;
+    use lisp_msx_proto::msx::{ExtCodepoints, Filter, MapSubscribe, SubscribeResult};
+    let as2 = Agent::start(
+        "subno65002",
+        "127.21.3.20",
+        &mapping_system("127.21.3.20", 2, 65002, "203.0.113.0/24", "lab-psk", ""),
+    );
+    let sock = std::net::UdpSocket::bind("127.21.3.30:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let cp = ExtCodepoints::default();
+    let req = |psk: &str, nonce: u64| {
+        MapSubscribe {
+            itr_id: 7,
+            nonce,
+            key_id: 1,
+            alg: AuthAlg::HMAC_SHA256_128,
+            expiry: 60,
+            filters: vec![Filter::Any],
+            ..Default::default()
+        }
+        .encode_signed(cp.subscribe, psk.as_bytes())
+        .unwrap()
+    };
+    // Wrong key: no answer, counted as an authentication failure.
+    let before = as2.counter("auth.failure");
+    sock.send_to(&req("not-the-key", 1), "127.21.3.20:4342")
+        .unwrap();
+    wait_for("wrong key refused", LONG, || {
+        (as2.counter("auth.failure") > before).then_some(())
+    });
+    assert!(
+        as2.log()
+            .contains("Map-Subscribe refused: authentication failed")
+    );
+    // Right key, no agreement: an Ack with FILTERS-PROHIBITED.
+    let ack = wait_for("prohibited ack", LONG, || {
+        sock.send_to(&req("lab-psk", 2), "127.21.3.20:4342").ok()?;
+        let mut buf = [0u8; 1500];
+        let n = sock.recv(&mut buf).ok()?;
+        match lisp_msx_proto::LispMessage::decode_with(&buf[..n], &cp).ok()? {
+            lisp_msx_proto::LispMessage::Extension(lisp_msx_proto::msx::ExtMessage::Subscribe(
+                m,
+            )) => Some(m),
+            _ => None,
+        }
+    });
+    assert!(ack.ack);
+    assert_eq!(ack.result, SubscribeResult::PROHIBITED);
+    assert_eq!(ack.nonce, 2);
+    assert!(ack.filters.is_empty());
+    assert!(subscriptions(&as2, "provider").is_empty());
+}

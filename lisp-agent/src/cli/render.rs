@@ -504,6 +504,23 @@ pub fn render_map_resolver(reply: &api::ShowMapResolverReply) -> String {
         ],
         &rows,
     ));
+    if !reply.copied.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nCopied from peer systems (LISP-MSX): {}\n",
+            reply.copied.len()
+        );
+        let rows: Vec<Vec<String>> = reply
+            .copied
+            .iter()
+            .map(|c| vec![c.eid_prefix.clone(), c.from.clone(), list_or_dash(&c.rlocs)])
+            .collect();
+        out.push_str(&table(
+            "",
+            &[("EID Prefix", 0), ("From", 0), ("RLOCs", 0)],
+            &rows,
+        ));
+    }
     out
 }
 
@@ -703,8 +720,10 @@ pub fn render_msx(reply: &api::ShowMsxReply, what: super::parse::MsxWhat) -> Str
                         or_dash(&s.peer),
                         or_dash(&s.role),
                         duration(s.expires_in_secs),
+                        or_dash(&s.state),
                         s.records.to_string(),
                         s.updates.to_string(),
+                        or_dash(&s.agreement_id),
                         list_or_dash(&s.filters),
                     ]
                 })
@@ -716,8 +735,10 @@ pub fn render_msx(reply: &api::ShowMsxReply, what: super::parse::MsxWhat) -> Str
                         ("Peer", 0),
                         ("Role", 0),
                         ("Expires", 0),
+                        ("State", 0),
                         ("Records", 0),
                         ("Updates", 0),
+                        ("Agreement", 0),
                         ("Filters", 0),
                     ],
                     &rows,

@@ -113,6 +113,8 @@ struct Roles {
     /// Reused for every Map-Request: the hot path decodes without allocating.
     scratch: MapRequest,
     next_discovery_check: Option<Instant>,
+    /// Subscription datagrams produced outside a packet context.
+    msx_out: Vec<crate::msx::subscribe::Out>,
 }
 
 pub struct Reactor {
@@ -207,8 +209,14 @@ impl Reactor {
             started: now,
             scratch: MapRequest::default(),
             next_discovery_check: None,
+            msx_out: Vec::new(),
             cfg,
         };
+        let mut roles = roles;
+        if let (Some(_), Some(ms)) = (&roles.msx, &mut roles.ms) {
+            // Registration changes are published to subscribers.
+            ms.track_changes = true;
+        }
         let mut r = Reactor {
             net: Net {
                 socks,
@@ -331,6 +339,12 @@ impl Reactor {
                 Input::BulkCopy { peer, records } => {
                     if let Some(mr) = &mut self.roles.mr {
                         mr.set_copy(peer, records);
+                        // Publications that came while the copy was on its
+                        // way are newer than (or as new as) the copy.
+                        if let Some(m) = &mut self.roles.msx {
+                            let later = m.subscriber.bulk_landed(peer);
+                            mr.apply_deltas(peer, &later);
+                        }
                     }
                 }
                 Input::Cpnp { peer, msg } => {
@@ -364,10 +378,13 @@ impl Roles {
             self.etr.as_ref().and_then(Etr::next_deadline),
             self.itr.next_deadline(),
             self.next_discovery_check,
-            // Negotiation retransmissions run on a 250 ms clock.
+            // Negotiation and subscription retransmissions run on a 250 ms clock.
             self.msx
                 .as_ref()
                 .map(|_| Instant::now() + Duration::from_millis(250)),
+            self.msx
+                .as_ref()
+                .and_then(crate::msx::MsxRole::subscription_deadline),
         ]
         .into_iter()
         .flatten()
@@ -388,6 +405,128 @@ impl Roles {
         let msx_changed = self.msx.as_mut().is_some_and(|m| m.tick(ctx.now));
         if msx_changed || self.next_discovery_check.is_some_and(|t| t <= ctx.now) {
             self.apply_discovery(ctx.now);
+        }
+        if let Some(m) = &mut self.msx {
+            // Registration changes go to the subscribers they match.
+            if let Some(ms) = &mut self.ms {
+                let deltas = ms.take_changes();
+                if !deltas.is_empty() {
+                    let out = m.publish(ctx.now, &deltas);
+                    self.msx_out.extend(out);
+                }
+            }
+            let out = m.subscription_tick(ctx.now, ctx.cp.subscribe);
+            self.msx_out.extend(out);
+        }
+        self.flush_msx(ctx);
+    }
+
+    fn flush_msx(&mut self, ctx: &mut Ctx<'_>) {
+        for o in self.msx_out.drain(..) {
+            ctx.send_bytes(o.to, o.via, &o.bytes);
+        }
+    }
+
+    /// Map-Subscribe and its Ack (LISP-MSX subscriptions).
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        inc_: &Incoming,
+        pkt: &[u8],
+        m: &lisp_msx_proto::msx::MapSubscribe,
+    ) {
+        let c = &ctx.stats.counters;
+        let Some(msx) = &mut self.msx else {
+            // Not supported here: ignored, as the draft says.
+            inc(&c.unknown_type);
+            return;
+        };
+        let subtype = ctx.cp.subscribe;
+        if m.ack {
+            match msx
+                .subscriber
+                .on_ack(ctx.now, inc_.src.ip(), pkt, m, subtype, &msx.psk)
+            {
+                Ok(out) => {
+                    inc(&c.msx_subscribe_ack_rx);
+                    self.msx_out.extend(out);
+                }
+                Err(e) => Self::msx_refused(ctx, inc_, "Map-Subscribe-Ack", &e),
+            }
+        } else {
+            let ms = self.ms.as_ref();
+            match msx.on_subscribe(ctx.now, inc_.src, inc_.sock, pkt, m, subtype, || {
+                ms.map_or_else(Vec::new, MapServer::registered_records)
+            }) {
+                Ok((out, result)) => {
+                    inc(&c.msx_subscribe_rx);
+                    debug!(src = %inc_.src, result = result.name(), "Map-Subscribe");
+                    self.msx_out.extend(out);
+                }
+                Err(e) => Self::msx_refused(ctx, inc_, "Map-Subscribe", &e),
+            }
+        }
+        self.flush_msx(ctx);
+    }
+
+    fn msx_refused(ctx: &Ctx<'_>, inc_: &Incoming, what: &str, e: &crate::msx::subscribe::Refused) {
+        use crate::msx::subscribe::Refused;
+        match e {
+            Refused::Auth(_) => {
+                inc(&ctx.stats.counters.auth_failures);
+                warn!(src = %inc_.src, "{what} refused: {e}");
+            }
+            Refused::Unknown => {
+                inc(&ctx.stats.counters.msx_unmatched);
+                debug!(src = %inc_.src, "{what} dropped: {e}");
+            }
+            Refused::Encode(_) => warn!(src = %inc_.src, "{what}: {e}"),
+        }
+    }
+
+    /// A Map-Notify that publishes changes of a subscription; false when it
+    /// is not one (then it is an ETR's registration acknowledgement).
+    fn on_publication(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        inc_: &Incoming,
+        pkt: &[u8],
+        n: &lisp_msx_proto::lisp::MapNotify,
+    ) -> bool {
+        let Some(msx) = &mut self.msx else {
+            return false;
+        };
+        if n.body.xtr_site.is_none() || self.mr.is_none() {
+            return false;
+        }
+        match msx
+            .subscriber
+            .on_publication(ctx.now, inc_.src, pkt, n, ctx.cp.subscribe, &msx.psk)
+        {
+            Ok(p) => {
+                inc(&ctx.stats.counters.msx_publication_rx);
+                if let (Some(provider), Some(mr)) = (p.provider, &mut self.mr) {
+                    mr.apply_deltas(provider, &p.deltas);
+                    for d in &p.deltas {
+                        let kind = match d {
+                            crate::msx::subscribe::Delta::Upsert(_) => "msx-update",
+                            crate::msx::subscribe::Delta::Withdraw(_) => "msx-withdraw",
+                        };
+                        ctx.event(kind, d.eid().to_string(), format!("from {provider}"));
+                    }
+                    if p.resync {
+                        msx.force_bulk(provider, ctx.now);
+                    }
+                }
+                self.msx_out.extend(p.out);
+                self.flush_msx(ctx);
+                true
+            }
+            Err(crate::msx::subscribe::Refused::Unknown) => false,
+            Err(e) => {
+                Self::msx_refused(ctx, inc_, "publication", &e);
+                true
+            }
         }
     }
 
@@ -530,15 +669,31 @@ impl Roles {
                 Some(ms) => ms.handle_register(ctx, inc_, pkt, &r),
                 None => inc(&ctx.stats.counters.unknown_type),
             },
-            LispMessage::MapNotify(n) => match &mut self.etr {
-                Some(etr) => etr.handle_notify(ctx, inc_, pkt, &n),
-                None => inc(&ctx.stats.counters.unknown_type),
-            },
-            LispMessage::MapNotifyAck(_) => inc(&ctx.stats.counters.map_notify_ack_rx),
+            LispMessage::MapNotify(n) => {
+                if self.on_publication(ctx, inc_, pkt, &n) {
+                    return;
+                }
+                match &mut self.etr {
+                    Some(etr) => etr.handle_notify(ctx, inc_, pkt, &n),
+                    None => inc(&ctx.stats.counters.unknown_type),
+                }
+            }
+            LispMessage::MapNotifyAck(n) => {
+                inc(&ctx.stats.counters.map_notify_ack_rx);
+                if let Some(m) = &mut self.msx
+                    && let Err(e) = m.publisher.on_notify_ack(inc_.src.ip(), pkt, &n, &m.psk)
+                {
+                    Self::msx_refused(ctx, inc_, "Map-Notify-Ack", &e);
+                }
+            }
             LispMessage::MapReferral(r) => match &mut self.mr {
                 Some(mr) => mr.handle_referral(ctx, inc_, &r),
                 None => inc(&ctx.stats.counters.unknown_type),
             },
+            LispMessage::Extension(lisp_msx_proto::msx::ExtMessage::Subscribe(m)) => {
+                inc(&ctx.stats.counters.extension_rx);
+                self.on_subscribe(ctx, inc_, pkt, &m);
+            }
             LispMessage::Extension(_) => inc(&ctx.stats.counters.extension_rx),
             // Handled on the fast path before full decoding.
             LispMessage::MapRequest(_) | LispMessage::Ecm(_) => {}
@@ -615,6 +770,9 @@ impl Roles {
             agreement_routes = m.agreement_routes();
             use_bgp_directly = !m.require_agreement;
             m.request_bulk(now);
+            let subtype = self.cfg.agent.extensions.subscribe;
+            let out = m.sync_subscriptions(now, subtype);
+            self.msx_out.extend(out);
             for gone in m.take_torn_down() {
                 if let Some(mr) = &mut self.mr {
                     mr.set_copy(gone, Vec::new());

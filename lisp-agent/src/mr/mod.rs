@@ -20,6 +20,8 @@ use crate::mapping::reply_target;
 use crate::ms::negative;
 use crate::stats::{Stats, inc};
 
+/// Copied mappings listed by `show lisp map-resolver` at most.
+const SHOW_COPIED_MAX: usize = 1000;
 /// DDT hops before a walk is abandoned (a referral loop).
 const MAX_HOPS: u8 = 16;
 
@@ -142,6 +144,26 @@ impl MapResolver {
         for r in records {
             if let Ok(k) = Prefix::try_from(r.eid.normalized()) {
                 self.copy.insert(k, (peer, r));
+            }
+        }
+    }
+
+    /// Applies published changes of `peer`'s table to its copy.
+    pub fn apply_deltas(&mut self, peer: IpAddr, deltas: &[crate::msx::subscribe::Delta]) {
+        use crate::msx::subscribe::Delta;
+        for d in deltas {
+            let Ok(k) = Prefix::try_from(d.eid().normalized()) else {
+                continue;
+            };
+            match d {
+                Delta::Upsert(r) => {
+                    self.copy.insert(k, (peer, r.clone()));
+                }
+                Delta::Withdraw(_) => {
+                    if self.copy.get(&k).is_some_and(|(p, _)| *p == peer) {
+                        self.copy.remove(&k);
+                    }
+                }
             }
         }
     }
@@ -405,6 +427,22 @@ impl MapResolver {
                 })
                 .collect(),
             map_resolvers_in_use: resolvers_in_use,
+            // Bounded: a copied table can hold millions.
+            copied: self
+                .copy
+                .iter()
+                .take(SHOW_COPIED_MAX)
+                .map(|(p, (from, r))| api::CopiedMapping {
+                    eid_prefix: p.to_string(),
+                    from: from.to_string(),
+                    rlocs: r
+                        .locators
+                        .iter()
+                        .filter_map(|l| l.addr.ip())
+                        .map(|a| a.to_string())
+                        .collect(),
+                })
+                .collect(),
         }
     }
 

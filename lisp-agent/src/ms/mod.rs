@@ -107,6 +107,10 @@ pub struct MapServer {
     /// Last nonce per (registrant, key id): anything not greater is a replay.
     last_nonce: HashMap<(EtrKey, u8), u64>,
     next_sweep: Instant,
+    /// Prefixes whose answer changed since the last [`MapServer::take_changes`]
+    /// (kept only while someone subscribes).
+    changes: Vec<Prefix>,
+    pub track_changes: bool,
 }
 
 impl MapServer {
@@ -118,6 +122,8 @@ impl MapServer {
             registered: PrefixMap::new(),
             last_nonce: HashMap::new(),
             next_sweep: Instant::now(),
+            changes: Vec::new(),
+            track_changes: false,
         };
         ms.load_sites(cfg);
         ms
@@ -210,6 +216,27 @@ impl MapServer {
         Some(self.next_sweep)
     }
 
+    /// The changes since the last call, as they stand now: the current answer
+    /// of each changed prefix, or its withdrawal.
+    pub fn take_changes(&mut self) -> Vec<crate::msx::subscribe::Delta> {
+        use crate::msx::subscribe::Delta;
+        if self.changes.is_empty() {
+            return Vec::new();
+        }
+        let mut changed = std::mem::take(&mut self.changes);
+        changed.sort_unstable();
+        changed.dedup();
+        changed
+            .into_iter()
+            .map(
+                |p| match self.registered.get(&p).and_then(Registered::answer) {
+                    Some(r) => Delta::Upsert(r),
+                    None => Delta::Withdraw(p.into()),
+                },
+            )
+            .collect()
+    }
+
     /// Expires registrations.
     pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
         if ctx.now < self.next_sweep {
@@ -226,6 +253,9 @@ impl MapServer {
             }
             !reg.etrs.is_empty()
         });
+        if self.track_changes {
+            self.changes.extend(expired.iter().copied());
+        }
         for p in expired {
             inc(&ctx.stats.counters.registrations_expired);
             info!(prefix = %p, "registration expired");
@@ -369,10 +399,16 @@ impl MapServer {
                     existing.first = first;
                     if changed {
                         ctx.event("registration", p.to_string(), "locators changed".into());
+                        if self.track_changes {
+                            self.changes.push(p);
+                        }
                     }
                 }
                 None => {
                     slot.etrs.push(entry);
+                    if self.track_changes {
+                        self.changes.push(p);
+                    }
                     info!(prefix = %p, etr = %inc_.src, site = %self.sites[site_idx].cfg.name, "registered");
                     ctx.event(
                         "registration",

@@ -3,6 +3,7 @@
 
 pub mod bulk;
 pub mod negotiation;
+pub mod subscribe;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,12 @@ pub struct MsxRole {
     path: PathBuf,
     pub require_agreement: bool,
     peers: BTreeMap<IpAddr, PeerView>,
+    pub publisher: subscribe::Publisher,
+    pub subscriber: subscribe::Subscriber,
+    pub psk: Vec<u8>,
+    local_as: u32,
+    /// Agreement key → the peer's Map-Server contact (its copy's owner).
+    contacts: std::collections::HashMap<String, IpAddr>,
 }
 
 impl MsxRole {
@@ -53,7 +60,7 @@ impl MsxRole {
         out: transport::Outgoing,
         bulk_jobs: Option<tokio::sync::mpsc::UnboundedSender<bulk::BulkJob>>,
     ) -> Self {
-        MsxRole {
+        let mut role = MsxRole {
             neg: Negotiator::new(
                 local,
                 cfg.request.into(),
@@ -68,7 +75,18 @@ impl MsxRole {
             path,
             require_agreement: cfg.require_agreement,
             peers: BTreeMap::new(),
-        }
+            publisher: subscribe::Publisher::new(cfg.subscription),
+            subscriber: subscribe::Subscriber::new(cfg.subscription),
+            psk: cfg.psk.as_bytes().to_vec(),
+            local_as: cfg.as_number,
+            contacts: std::collections::HashMap::new(),
+        };
+        role.contacts = role
+            .neg
+            .agreements()
+            .map(|a| (a.key(), a.service.mapping_system_contact))
+            .collect();
+        role
     }
 
     /// Asks for the tables of client agreements that include bulk: new ones
@@ -84,10 +102,15 @@ impl MsxRole {
                 .bulk_requested
                 .get(&a.key())
                 .is_none_or(|t| now.duration_since(*t) >= BULK_REFRESH);
-            if due {
+            // With a subscription, the copy starts once it runs, so that no
+            // change falls between the copy and the first publication.
+            let contact = a.service.mapping_system_contact;
+            if due && !self.subscriber.is_starting(contact) {
                 self.bulk_requested.insert(a.key(), now);
+                self.subscriber.bulk_requested(contact);
                 let _ = jobs.send(bulk::BulkJob {
-                    peer: a.peer,
+                    // The Map-Server itself serves Map-Bulk on the control port.
+                    peer: contact,
                     filters: a
                         .service
                         .eid_prefixes
@@ -97,6 +120,108 @@ impl MsxRole {
                 });
             }
         }
+    }
+
+    /// Asks for a fresh copy of `provider`'s table now (a subscription
+    /// started or lost publications).
+    pub fn force_bulk(&mut self, provider: IpAddr, now: Instant) {
+        let keys: Vec<String> = self
+            .neg
+            .agreements()
+            .filter(|a| a.role == Role::Client && a.service.mapping_system_contact == provider)
+            .map(|a| a.key())
+            .collect();
+        for k in keys {
+            self.bulk_requested.remove(&k);
+        }
+        self.request_bulk(now);
+    }
+
+    /// The subscriptions our client agreements call for.
+    fn wanted_subscriptions(&self) -> Vec<subscribe::Want> {
+        self.neg
+            .agreements()
+            .filter(|a| a.role == Role::Client && a.service.services.subscribe)
+            .map(|a| subscribe::Want {
+                provider: a.service.mapping_system_contact,
+                agreement: a.key(),
+                filters: a
+                    .service
+                    .eid_prefixes
+                    .iter()
+                    .map(|p| lisp_msx_proto::msx::Filter::Prefix(*p))
+                    .collect(),
+                immediate: !a.service.services.bulk,
+            })
+            .collect()
+    }
+
+    /// Subscribes to the systems we have agreements with (and cancels the
+    /// subscriptions whose agreement ended).
+    pub fn sync_subscriptions(&mut self, now: Instant, subtype: u16) -> Vec<subscribe::Out> {
+        let wanted = self.wanted_subscriptions();
+        self.subscriber.sync(now, wanted, subtype, &self.psk)
+    }
+
+    /// A Map-Subscribe (request) from a peer system.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_subscribe(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        via: usize,
+        packet: &[u8],
+        m: &lisp_msx_proto::msx::MapSubscribe,
+        subtype: u16,
+        snapshot: impl FnOnce() -> Vec<lisp_msx_proto::lisp::EidRecord>,
+    ) -> Result<(Vec<subscribe::Out>, lisp_msx_proto::msx::SubscribeResult), subscribe::Refused>
+    {
+        let agreement = self.neg.agreements().find(|a| {
+            a.peer == from.ip() && a.role == Role::Server && a.service.services.subscribe
+        });
+        let allowed = agreement.map(|a| subscribe::Allowed {
+            agreement: a.key(),
+            prefixes: &a.service.eid_prefixes,
+            local_as: self.local_as,
+        });
+        let outcome = self
+            .publisher
+            .on_subscribe(now, from, via, packet, m, subtype, &self.psk, allowed)?;
+        let mut out = outcome.out;
+        if let Some(key) = outcome.snapshot_for {
+            out.extend(
+                self.publisher
+                    .push_all(now, key, snapshot(), self.local_as, &self.psk),
+            );
+        }
+        Ok((out, outcome.result))
+    }
+
+    /// Publishes registration changes to the subscribers they match.
+    pub fn publish(&mut self, now: Instant, deltas: &[subscribe::Delta]) -> Vec<subscribe::Out> {
+        if self.publisher.is_empty() {
+            return Vec::new();
+        }
+        self.publisher
+            .publish(now, deltas, self.local_as, &self.psk)
+    }
+
+    pub fn psk(&self) -> &[u8] {
+        &self.psk
+    }
+
+    /// Subscription timers: retransmissions, renewals, expiry.
+    pub fn subscription_tick(&mut self, now: Instant, subtype: u16) -> Vec<subscribe::Out> {
+        let (mut out, dropped) = self.publisher.tick(now);
+        for (peer, why) in dropped {
+            info!(%peer, "LISP-MSX subscription dropped: {why}");
+        }
+        out.extend(self.subscriber.tick(now, subtype, &self.psk));
+        out
+    }
+
+    pub fn subscription_deadline(&self) -> Option<Instant> {
+        self.subscriber.next_deadline()
     }
 
     /// Peers whose agreement ended since the last call (their copies go).
@@ -158,6 +283,8 @@ impl MsxRole {
                 }
                 Action::Established(a) => {
                     info!(peer = %a.peer, role = ?a.role, key = %a.key(), "LISP-MSX agreement established");
+                    self.contacts
+                        .insert(a.key(), a.service.mapping_system_contact);
                     if a.role == Role::Client {
                         let v = self.peers.entry(a.peer).or_default();
                         v.state = "agreed".into();
@@ -168,7 +295,11 @@ impl MsxRole {
                 Action::TornDown { key, peer, reason } => {
                     info!(%peer, %key, "LISP-MSX agreement torn down: {reason}");
                     self.bulk_requested.remove(&key);
+                    self.publisher.forget(peer);
                     self.torn_down.push(peer);
+                    if let Some(c) = self.contacts.remove(&key) {
+                        self.torn_down.push(c);
+                    }
                     if let Some(v) = self.peers.get_mut(&peer) {
                         v.state = "withdrawn".into();
                         v.reason = reason;
@@ -271,6 +402,11 @@ impl MsxRole {
                     expires_in_secs: a.expires_unix.map_or(0, |e| e.saturating_sub(now)),
                 })
                 .collect();
+        }
+        if what.is_empty() || what == "subscriptions" {
+            let now = Instant::now();
+            reply.subscriptions = self.subscriber.show(now);
+            reply.subscriptions.extend(self.publisher.show(now));
         }
         reply
     }

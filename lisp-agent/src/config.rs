@@ -148,6 +148,22 @@ pub struct MsxConfig {
     /// Map-Subscribe: what we ask for and what we grant.
     #[serde(default)]
     pub subscription: crate::msx::subscribe::SubscriptionConfig,
+    /// CPNP over TLS with client certificates (mutual authentication).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[msx.tls]`: PEM files. Both sides present a certificate signed by `ca`;
+/// a peer's certificate must name its contact address (IP SAN).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// Check that the peer's certificate names the address it connects
+    /// from / we connect to (on by default).
+    #[serde(default = "yes")]
+    pub verify_peer_address: bool,
 }
 
 /// LISP-MSX services (offered or requested).

@@ -57,6 +57,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The TLS files are part of the configuration: a bad one is named now.
+    if let Some(Err(e)) = cfg
+        .msx
+        .as_ref()
+        .and_then(|m| m.tls.as_ref())
+        .map(lisp_agent::msx::transport::Tls::load)
+    {
+        eprintln!(
+            "lisp-agent: configuration error: {}: {e}",
+            args.config.display()
+        );
+        return ExitCode::from(2);
+    }
     if args.check {
         println!("{}: configuration OK", args.config.display());
         return ExitCode::SUCCESS;
@@ -91,6 +104,7 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
     // LISP-MSX: agreements from disk (a corrupt file stops the start, naming it),
     // and the channel to the CPNP transport.
     let mut msx_transport = None;
+    let config_file = path.display().to_string();
     let msx = match (
         &cfg.msx,
         cfg.agreements_path(),
@@ -101,10 +115,18 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot read the LISP-MSX agreements: {e}"))?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+            let tls = match &m.tls {
+                Some(t) => Some(
+                    lisp_agent::msx::transport::Tls::load(t)
+                        .map_err(|e| anyhow::anyhow!("{config_file}: {e}"))?,
+                ),
+                None => None,
+            };
             msx_transport = Some((
                 contact,
                 m.cpnp_port,
                 m.psk.clone().into_bytes(),
+                tls,
                 rx,
                 jobs_rx,
             ));
@@ -133,10 +155,10 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             tokio::spawn(async move { lisp_agent::api::server::serve(h, &api_socket, api_group.as_deref(), stop).await })
         };
         let cp = ext_codepoints;
-        let cpnp_task = msx_transport.map(|(local, port, psk, rx, jobs)| {
+        let cpnp_task = msx_transport.map(|(local, port, psk, tls, rx, jobs)| {
             tokio::spawn(lisp_agent::msx::bulk::run_fetcher(handle.clone(), local, cp, jobs));
             tokio::spawn(lisp_agent::msx::bulk::serve(handle.clone(), local, cp, wait_stop(stop_rx.clone())));
-            tokio::spawn(lisp_agent::msx::transport::run(handle.clone(), local, port, psk, rx, stats.clone(), wait_stop(stop_rx.clone())))
+            tokio::spawn(lisp_agent::msx::transport::run(handle.clone(), local, port, psk, tls, rx, stats.clone(), wait_stop(stop_rx.clone())))
         });
         let metrics_task = metrics.map(|addr| tokio::spawn(lisp_agent::metrics::serve(addr, stats.clone(), wait_stop(stop_rx.clone()))));
         let mut hup = signal(SignalKind::hangup())?;

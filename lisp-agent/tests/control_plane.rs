@@ -173,7 +173,7 @@ fn reregistration_after_map_server_restart() {
 
 #[test]
 fn resolution_through_ddt() {
-    let _root = Agent::start(
+    let root = Agent::start(
         "ddt-root",
         "127.13.0.20",
         r#"
@@ -228,6 +228,21 @@ eid_prefixes = [{ prefix = "198.51.100.0/24", accept_more_specifics = true }]
     wait_for("MS-ACK counted", LONG, || {
         (mr.json("show lisp map-resolver")["served_by"]["ddt"].as_u64() >= Some(1)).then_some(())
     });
+    // Warm: the cached referrals (the root's, then the MS-ACK naming the DDT
+    // Map-Server) send the next request straight to the Map-Server.
+    let root_tx = root.counter("map-referral.tx");
+    let ddt_served = mr.json("show lisp map-resolver")["served_by"]["ddt"].as_u64();
+    itr.ctl("clear lisp map-cache");
+    let again = itr.json("lig 198.51.100.6");
+    wait_for("second DDT resolution counted", LONG, || {
+        (mr.json("show lisp map-resolver")["served_by"]["ddt"].as_u64() > ddt_served).then_some(())
+    });
+    assert_eq!(again["resolved"], true, "{again:#}");
+    assert_eq!(
+        root.counter("map-referral.tx"),
+        root_tx,
+        "the root was not asked again"
+    );
 
     // Registered space at the DDT MS but not registered: MS-NOT-REGISTERED → negative, 1 minute.
     let nr = itr.json("lig 198.51.100.200");

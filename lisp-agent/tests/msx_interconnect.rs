@@ -483,3 +483,100 @@ fn subscription_with_wrong_key_or_without_agreement_is_refused() {
     assert!(ack.filters.is_empty());
     assert!(subscriptions(&as2, "provider").is_empty());
 }
+
+/// PEM files of a CA and of certificates naming `ips`, in `dir`.
+fn tls_files(dir: &std::path::Path, tag: &str, ips: &[&str]) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join(format!("{tag}-ca.pem")), ca.pem()).unwrap();
+    for ip in ips {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec![ip.to_string()]).unwrap();
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{tag}-{ip}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{tag}-{ip}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+fn tls_section(dir: &std::path::Path, tag: &str, ip: &str, ca_tag: &str) -> String {
+    format!(
+        "[msx.tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        dir.join(format!("{tag}-{ip}.pem")).display(),
+        dir.join(format!("{tag}-{ip}.key")).display(),
+        dir.join(format!("{ca_tag}-ca.pem")).display()
+    )
+}
+
+#[test]
+fn negotiation_over_tls_with_client_certificates() {
+    let pki = tempfile::tempdir().unwrap();
+    tls_files(pki.path(), "good", &["127.21.4.10", "127.21.4.20"]);
+    tls_files(pki.path(), "rogue", &["127.21.4.30"]);
+    let d = pki.path();
+    let as1 = Agent::start(
+        "tls65001",
+        "127.21.4.10",
+        &(mapping_system("127.21.4.10", 1, 65001, "192.0.2.0/24", "lab-psk", "")
+            + &tls_section(d, "good", "127.21.4.10", "good")),
+    );
+    let as2 = Agent::start(
+        "tls65002",
+        "127.21.4.20",
+        &(mapping_system("127.21.4.20", 2, 65002, "203.0.113.0/24", "lab-psk", "")
+            + &tls_section(d, "good", "127.21.4.20", "good")),
+    );
+    announce(&as1, "127.21.4.20", 2, 65002, "203.0.113.0/24");
+    wait_for("agreement over TLS (client side)", LONG, || {
+        agreements(&as1).into_iter().find(|a| a["role"] == "client")
+    });
+    wait_for("agreement over TLS (server side)", LONG, || {
+        agreements(&as2).into_iter().find(|a| a["role"] == "server")
+    });
+    assert!(as1.log().contains("tls=true"), "{}", as1.log());
+
+    // A system whose certificate another CA signed (same PSK) is refused by
+    // both sides' verification: no agreement, counted, logged.
+    let rogue = Agent::start(
+        "tlsrogue",
+        "127.21.4.30",
+        &(mapping_system("127.21.4.30", 3, 65003, "198.51.100.0/24", "lab-psk", "")
+            + &tls_section(d, "rogue", "127.21.4.30", "rogue")),
+    );
+    let before = as2.counter("auth.failure");
+    announce(&rogue, "127.21.4.20", 2, 65002, "203.0.113.0/24");
+    wait_for("rogue certificate refused", LONG, || {
+        (as2.counter("auth.failure") > before).then_some(())
+    });
+    assert!(as2.log().contains("TLS handshake failed"), "{}", as2.log());
+    assert!(
+        !agreements(&rogue).iter().any(|a| a["role"] == "client"),
+        "no agreement for the rogue system"
+    );
+
+    // A missing key file is a configuration error naming the field.
+    let bad = d.join("bad.toml");
+    std::fs::write(
+        &bad,
+        mapping_system("127.21.4.40", 4, 65004, "198.51.100.0/24", "lab-psk", "")
+            + "[msx.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\nca = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lisp-agent"))
+        .args(["--check", "-f"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("msx.tls.cert"),
+        "{err}"
+    );
+}

@@ -269,7 +269,11 @@ impl MapResolver {
             && c.expires > now
         {
             match c.action {
-                ReferralAction::NODE_REFERRAL | ReferralAction::MS_REFERRAL
+                // An MS-ACK names the DDT Map-Server that took the request:
+                // later requests go straight to it (RFC 8111 §7.3.1).
+                ReferralAction::NODE_REFERRAL
+                | ReferralAction::MS_REFERRAL
+                | ReferralAction::MS_ACK
                     if !c.referrals.is_empty() =>
                 {
                     candidates = c.referrals.clone();

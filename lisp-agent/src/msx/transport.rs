@@ -4,6 +4,12 @@
 //! messages go out on the connection to that peer (opened on demand from our
 //! contact address, so the peer recognizes us). A frame failing
 //! authentication closes the connection and is counted and logged.
+//!
+//! With `[msx.tls]` the connections run TLS 1.2/1.3 (rustls) with client
+//! certificates: both sides must present a certificate signed by the
+//! configured CA, naming the address the peer talks from (IP SAN). The
+//! frame HMAC stays (the same PSK also authenticates the UDP subscription
+//! messages, which TLS does not cover).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,8 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lisp_msx_proto::cpnp::{CpnpError, CpnpMessage, decode_frame, encode_frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -23,14 +30,93 @@ use crate::stats::{Stats, inc};
 pub type Outgoing = mpsc::UnboundedSender<(IpAddr, CpnpMessage)>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BUFFER: usize = 256 * 1024;
 
+/// TLS material, loaded once at start.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    connector: tokio_rustls::TlsConnector,
+    verify_peer_address: bool,
+}
+
+impl Tls {
+    /// Loads `[msx.tls]`; the error names the field and the reason.
+    pub fn load(cfg: &crate::config::TlsConfig) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("msx.tls.cert: {}: {e}", cfg.cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "msx.tls.cert: {}: no certificate in the file",
+                cfg.cert.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(&cfg.key)
+            .map_err(|e| format!("msx.tls.key: {}: {e}", cfg.key.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.ca)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("msx.tls.ca: {}: {e}", cfg.ca.display()))?;
+        for ca in cas {
+            roots
+                .add(ca)
+                .map_err(|e| format!("msx.tls.ca: {}: {e}", cfg.ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!(
+                "msx.tls.ca: {}: no certificate in the file",
+                cfg.ca.display()
+            ));
+        }
+        let roots = Arc::new(roots);
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.clone(),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("msx.tls.ca: {e}"))?;
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("msx.tls: {e}"))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(|e| format!("msx.tls.key: {}: {e}", cfg.key.display()))?;
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("msx.tls: {e}"))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("msx.tls.key: {}: {e}", cfg.key.display()))?;
+        Ok(Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+            verify_peer_address: cfg.verify_peer_address,
+        })
+    }
+}
+
+/// The client's certificate (already verified against the CA by rustls)
+/// must name the address it connects from.
+fn client_names(peer: IpAddr, certs: Option<&[CertificateDer<'_>]>) -> Result<(), String> {
+    let cert = certs
+        .and_then(|c| c.first())
+        .ok_or("no client certificate")?;
+    let ee = rustls::server::ParsedCertificate::try_from(cert).map_err(|e| e.to_string())?;
+    rustls::client::verify_server_name(&ee, &ServerName::IpAddress(peer.into()))
+        .map_err(|e| format!("the certificate does not name {peer}: {e}"))
+}
+
 /// Runs until `shutdown` completes.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     handle: ReactorHandle,
     local: IpAddr,
     port: u16,
     psk: Vec<u8>,
+    tls: Option<Tls>,
     mut out: mpsc::UnboundedReceiver<(IpAddr, CpnpMessage)>,
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -40,16 +126,55 @@ pub async fn run(
         .map_err(|e| {
             anyhow::anyhow!("CPNP: cannot listen on {local}:{port} (msx.cpnp_port): {e}")
         })?;
-    info!(%local, port, "CPNP listening");
+    info!(%local, port, tls = tls.is_some(), "CPNP listening");
     let psk = Arc::new(psk);
     let mut writers: HashMap<IpAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    // TLS handshakes of accepted connections run in their own tasks and hand
+    // the connection's writer back here.
+    let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, from)) = accepted else { continue };
-                let w = spawn_connection(stream, from.ip(), handle.clone(), psk.clone(), stats.clone());
-                writers.insert(from.ip(), w);
+                match &tls {
+                    None => {
+                        let w = spawn_connection(stream, from.ip(), handle.clone(), psk.clone(), stats.clone());
+                        writers.insert(from.ip(), w);
+                    }
+                    Some(t) => {
+                        let (t, h, p, st, back) = (t.clone(), handle.clone(), psk.clone(), stats.clone(), accepted_tx.clone());
+                        tokio::spawn(async move {
+                            let peer = from.ip();
+                            let _ = stream.set_nodelay(true);
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => {
+                                    let names = client_names(peer, s.get_ref().1.peer_certificates());
+                                    if let (true, Err(e)) = (t.verify_peer_address, names) {
+                                        inc(&st.counters.auth_failures);
+                                        inc(&st.counters.cpnp_refused);
+                                        warn!(%peer, "CPNP refused: TLS client certificate: {e}");
+                                        return;
+                                    }
+                                    let w = spawn_connection(s, peer, h, p, st);
+                                    let _ = back.send((peer, w));
+                                }
+                                Ok(Err(e)) => {
+                                    inc(&st.counters.auth_failures);
+                                    inc(&st.counters.cpnp_refused);
+                                    warn!(%peer, "CPNP refused: TLS handshake failed: {e}");
+                                }
+                                Err(_) => {
+                                    inc(&st.counters.cpnp_refused);
+                                    warn!(%peer, "CPNP refused: TLS handshake timed out");
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+            Some((peer, w)) = accepted_rx.recv() => {
+                writers.insert(peer, w);
             }
             msg = out.recv() => {
                 let Some((peer, msg)) = msg else { return Ok(()) };
@@ -66,9 +191,26 @@ pub async fn run(
                     inc(&stats.counters.cpnp_tx);
                     continue;
                 }
-                match connect(local, SocketAddr::new(peer, port)).await {
-                    Ok(stream) => {
-                        let w = spawn_connection(stream, peer, handle.clone(), psk.clone(), stats.clone());
+                let w = match connect(local, SocketAddr::new(peer, port)).await {
+                    Ok(stream) => match &tls {
+                        None => Ok(spawn_connection(stream, peer, handle.clone(), psk.clone(), stats.clone())),
+                        Some(t) => {
+                            // The server's certificate must name the address we dial.
+                            let name = ServerName::IpAddress(peer.into());
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.connector.connect(name, stream)).await {
+                                Ok(Ok(s)) => Ok(spawn_connection(s, peer, handle.clone(), psk.clone(), stats.clone())),
+                                Ok(Err(e)) => {
+                                    inc(&stats.counters.auth_failures);
+                                    Err(format!("TLS handshake failed: {e}"))
+                                }
+                                Err(_) => Err("TLS handshake timed out".to_string()),
+                            }
+                        }
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                match w {
+                    Ok(w) => {
                         if w.send(frame).is_ok() {
                             inc(&stats.counters.cpnp_tx);
                         }
@@ -94,36 +236,40 @@ async fn connect(local: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
     if local.is_ipv4() == to.is_ipv4() {
         sock.bind(SocketAddr::new(local, 0))?;
     }
-    tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(to))
+    let s = tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(to))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = s.set_nodelay(true);
+    Ok(s)
 }
 
-fn spawn_connection(
-    stream: TcpStream,
+fn spawn_connection<S>(
+    stream: S,
     peer: IpAddr,
     handle: ReactorHandle,
     psk: Arc<Vec<u8>>,
     stats: Arc<Stats>,
-) -> mpsc::UnboundedSender<Vec<u8>> {
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+) -> mpsc::UnboundedSender<Vec<u8>>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_loop(w, rx));
     tokio::spawn(read_loop(r, peer, handle, psk, stats, tx.clone()));
     tx
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_loop<S: AsyncWrite>(mut w: WriteHalf<S>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() {
+        if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
             break;
         }
     }
 }
 
-async fn read_loop(
-    mut r: OwnedReadHalf,
+async fn read_loop<S: AsyncRead>(
+    mut r: ReadHalf<S>,
     peer: IpAddr,
     handle: ReactorHandle,
     psk: Arc<Vec<u8>>,

@@ -341,7 +341,9 @@ fn copied(a: &Agent, prefix: &str) -> Option<Vec<String>> {
 
 #[test]
 fn subscription_pushes_new_changed_and_withdrawn_mappings() {
-    let sub_cfg = "[msx.subscription]\nexpiry_secs = 30\n";
+    // The default expiry (600 s, renewed every 200 s): nothing below may
+    // wait for a renewal.
+    let sub_cfg = "[msx.subscription]\nexpiry_secs = 600\n";
     let mut as1 = Agent::start(
         "sub65001",
         "127.21.2.10",
@@ -423,6 +425,22 @@ fn subscription_pushes_new_changed_and_withdrawn_mappings() {
     wait_for("resynchronized after the provider restart", LONG, || {
         copied(&as1, "203.0.113.192/26")
     });
+    assert!(
+        as2.log().contains("subscriptions restored"),
+        "the provider kept its subscriber across the restart"
+    );
+
+    // The subscriber restarts (new ITR identifier): its old subscription at
+    // the provider is replaced, not kept beside the new one.
+    as1.restart();
+    wait_for(
+        "one provider-side subscription after the subscriber restart",
+        LONG,
+        || {
+            let subs = subscriptions(&as2, "provider");
+            (subs.len() == 1 && copied(&as1, "203.0.113.192/26").is_some()).then_some(())
+        },
+    );
     as1.stop();
 }
 

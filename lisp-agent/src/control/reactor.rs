@@ -217,6 +217,10 @@ impl Reactor {
             // Registration changes are published to subscribers.
             ms.track_changes = true;
         }
+        if let Some(m) = &mut roles.msx {
+            let out = m.restore_subscriptions(now);
+            roles.msx_out.extend(out);
+        }
         let mut r = Reactor {
             net: Net {
                 socks,
@@ -417,6 +421,7 @@ impl Roles {
             }
             let out = m.subscription_tick(ctx.now, ctx.cp.subscribe);
             self.msx_out.extend(out);
+            m.persist_subscriptions(ctx.now);
         }
         self.flush_msx(ctx);
     }

@@ -89,6 +89,51 @@ impl MsxRole {
         role
     }
 
+    fn subscriptions_path(&self) -> PathBuf {
+        self.path.with_file_name("subscriptions.json")
+    }
+
+    /// After a restart: our subscribers come back from disk and are told (by
+    /// our new epoch) to resynchronize. A corrupt file is logged and ignored:
+    /// subscribers also find us again at their next renewal.
+    pub fn restore_subscriptions(&mut self, now: Instant) -> Vec<subscribe::Out> {
+        let path = self.subscriptions_path();
+        let saved: Vec<subscribe::SavedSubscription> = match std::fs::read(&path) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(v) => v,
+                Err(e) => {
+                    error!(path = %path.display(), "ignoring the saved subscriptions: {e}");
+                    return Vec::new();
+                }
+            },
+            Err(_) => return Vec::new(),
+        };
+        let keys: std::collections::HashSet<String> =
+            self.neg.agreements().map(|a| a.key()).collect();
+        let out = self
+            .publisher
+            .restore(now, saved, |k| keys.contains(k), &self.psk);
+        if !out.is_empty() {
+            info!(
+                subscribers = out.len(),
+                "LISP-MSX subscriptions restored; subscribers told to resynchronize"
+            );
+        }
+        out
+    }
+
+    /// Writes the provider's subscriptions when they changed (atomically).
+    pub fn persist_subscriptions(&mut self, now: Instant) {
+        if !self.publisher.dirty {
+            return;
+        }
+        let saved = self.publisher.saved(now);
+        let path = self.subscriptions_path();
+        if let Err(e) = negotiation::save_json_atomic(&path, &saved) {
+            error!(path = %path.display(), "cannot persist the subscriptions: {e}");
+        }
+    }
+
     /// Asks for the tables of client agreements that include bulk: new ones
     /// at once, the others every [`BULK_REFRESH`].
     pub fn request_bulk(&mut self, now: Instant) {

@@ -618,7 +618,10 @@ impl Negotiator {
                 self.clients.remove(&peer);
                 vec![Action::Refused {
                     peer,
-                    reason: format!("the provider failed the order: {:?}", msg.status_code),
+                    reason: format!(
+                        "the provider failed the order: {}",
+                        fail_text(msg.status_code)
+                    ),
                 }]
             }
             _ => Vec::new(),
@@ -726,6 +729,15 @@ impl Negotiator {
 /// fsync, rename over the old one, fsync the directory. A crash leaves either
 /// the old or the new set, never a torn file.
 pub fn save_agreements(path: &std::path::Path, agreements: &[Agreement]) -> std::io::Result<()> {
+    save_json_atomic(path, agreements)
+}
+
+/// Writes `value` as JSON to a temporary file, syncs it and renames it over
+/// `path`: a crash leaves the old or the new file, never half of one.
+pub fn save_json_atomic<T: Serialize + ?Sized>(
+    path: &std::path::Path,
+    value: &T,
+) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -737,11 +749,27 @@ pub fn save_agreements(path: &std::path::Path, agreements: &[Agreement]) -> std:
     ));
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(agreements).map_err(std::io::Error::other)?)?;
+        f.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A FAIL status as operators read it.
+fn fail_text(status: Option<lisp_msx_proto::cpnp::FailStatus>) -> &'static str {
+    use lisp_msx_proto::cpnp::FailStatus as F;
+    match status {
+        Some(F::Validation) => "validation failed",
+        Some(F::AuthenticationRequired) => "authentication required",
+        Some(F::AuthorizationFailed) => "authorization failed",
+        Some(F::AdministrativelyProhibited) => "administratively prohibited",
+        Some(F::OutOfResources) => "out of resources",
+        Some(F::NoNetworkPresence) => "no network presence",
+        Some(F::MoreTimeRejected) => "more time rejected",
+        Some(F::UnsupportedActivationType) => "unsupported activation type",
+        None => "no status given",
+    }
 }
 
 /// Reads the agreements; a missing file is an empty set, a corrupt one an error.

@@ -25,7 +25,7 @@ use lisp_msx_proto::lisp::auth::AuthAlg;
 use lisp_msx_proto::lisp::map_register::verify_packet;
 use lisp_msx_proto::lisp::{AuthenticatedBody, CONTROL_PORT, EidRecord, MapNotify, XtrSiteId};
 use lisp_msx_proto::msx::{Filter, MapSubscribe, SubscribeResult};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Key id used on every MSX-keyed message (one key per mapping system pair).
 pub const MSX_KEY_ID: u8 = 1;
@@ -262,8 +262,28 @@ pub struct SubscribeOutcome {
 pub struct Publisher {
     subs: BTreeMap<(IpAddr, u32), ProvidedSub>,
     pub cfg: SubscriptionConfig,
-    /// Random at start: tells subscribers we lost their subscriptions.
+    /// Random at start: tells subscribers we restarted (and may have missed
+    /// changes while down).
     epoch: u64,
+    /// The set of subscriptions changed since the last [`Publisher::saved`].
+    pub dirty: bool,
+}
+
+/// A subscription as persisted, so that a restarted provider keeps its
+/// subscribers (and tells them, with its new epoch, to resynchronize).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedSubscription {
+    pub to: SocketAddr,
+    pub via: usize,
+    pub itr_id: u32,
+    pub nonce: u64,
+    pub filters: Vec<Filter>,
+    pub agreement: String,
+    pub expires_unix: u64,
+}
+
+fn unix_secs() -> u64 {
+    unix_ms() / 1000
 }
 
 impl Publisher {
@@ -272,7 +292,62 @@ impl Publisher {
             subs: BTreeMap::new(),
             cfg,
             epoch: rand::random::<u64>() | 1,
+            dirty: false,
         }
+    }
+
+    /// What to persist (clears `dirty`).
+    pub fn saved(&mut self, now: Instant) -> Vec<SavedSubscription> {
+        self.dirty = false;
+        let unix = unix_secs();
+        self.subs
+            .values()
+            .map(|s| SavedSubscription {
+                to: s.to,
+                via: s.via,
+                itr_id: s.itr_id,
+                nonce: s.nonce,
+                filters: s.filters.clone(),
+                agreement: s.agreement.clone(),
+                expires_unix: unix + s.expires.saturating_duration_since(now).as_secs(),
+            })
+            .collect()
+    }
+
+    /// Takes persisted subscriptions back after a restart (those whose
+    /// agreement still exists and that have not expired) and sends each an
+    /// empty publication: our new epoch tells the subscriber to resynchronize.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        saved: Vec<SavedSubscription>,
+        agreement_exists: impl Fn(&str) -> bool,
+        psk: &[u8],
+    ) -> Vec<Out> {
+        let unix = unix_secs();
+        let mut out = Vec::new();
+        for s in saved {
+            if s.expires_unix <= unix || !agreement_exists(&s.agreement) {
+                continue;
+            }
+            let mut sub = ProvidedSub {
+                to: s.to,
+                via: s.via,
+                itr_id: s.itr_id,
+                nonce: s.nonce,
+                filters: s.filters,
+                agreement: s.agreement,
+                expires: now + Duration::from_secs(s.expires_unix - unix),
+                seq: 0,
+                inflight: BTreeMap::new(),
+                records: 0,
+                updates: 0,
+                last_update_ms: 0,
+            };
+            sub.send_one(now, Vec::new(), self.epoch, psk, &mut out);
+            self.subs.insert((s.to.ip(), s.itr_id), sub);
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
@@ -310,6 +385,8 @@ impl Publisher {
         };
         let mut outcome = SubscribeOutcome::default();
         let key = (from.ip(), m.itr_id);
+        // Any answered request may change what is persisted (set, filters, expiry).
+        self.dirty = true;
         if let Some(r) = self.cfg.redirect_to {
             // Redirect: R set, other flags clear, expiry 0, no filters.
             ack.redirect = Some(r.into());
@@ -387,7 +464,7 @@ impl Publisher {
             .subs
             .get(&key)
             .is_some_and(|s| s.nonce == m.nonce && s.agreement == allowed.agreement);
-        let sub = self.subs.entry(key).or_insert_with(|| ProvidedSub {
+        self.subs.entry(key).or_insert_with(|| ProvidedSub {
             to: from,
             via,
             itr_id: m.itr_id,
@@ -401,6 +478,14 @@ impl Publisher {
             updates: 0,
             last_update_ms: 0,
         });
+        if !known {
+            // The same peer under the same agreement with another ITR
+            // identifier: the subscriber restarted; its old subscription goes.
+            let agreement = allowed.agreement.clone();
+            self.subs
+                .retain(|k, s| *k == key || k.0 != key.0 || s.agreement != agreement);
+        }
+        let sub = self.subs.get_mut(&key).expect("inserted above");
         if !known {
             // A new subscription (or the subscriber restarted): start over.
             sub.nonce = m.nonce;
@@ -589,12 +674,16 @@ impl Publisher {
             }
             true
         });
+        if !dropped.is_empty() {
+            self.dirty = true;
+        }
         (out, dropped)
     }
 
     /// Drops the subscriptions of a peer whose agreement ended.
     pub fn forget(&mut self, peer: IpAddr) {
         self.subs.retain(|(p, _), _| *p != peer);
+        self.dirty = true;
     }
 
     pub fn show(&self, now: Instant) -> Vec<lisp_msx_proto::api::Subscription> {

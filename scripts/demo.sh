@@ -3,9 +3,14 @@
 # r3 advertises its Map-Server/Map-Resolver in OSPF (MSFD TLV, ospf-msfd); r1, an
 # xTR with no Map-Resolver configured, discovers it, registers, and resolves an
 # EID of another site. Prints what happened, then tears the lab down (KEEP=1 keeps it).
+#   ./scripts/demo.sh fig6 [-n N]   instead runs the LISP-MSX vs. DDT experiment (scenarios/README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
+if [ "${1:-}" = fig6 ]; then
+  shift
+  exec ./scripts/fig6.sh "$@"
+fi
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 echo "== building (release)"
 cargo build -q --release -p lisp-agent -p ospf-msfd -p lab

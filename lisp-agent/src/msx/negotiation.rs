@@ -972,7 +972,7 @@ mod tests {
             false,
         );
         assert!(established(&ca).is_none());
-        assert!(ca.iter().any(|a| matches!(a, Action::Refused { reason, .. } if reason.contains("AdministrativelyProhibited"))));
+        assert!(ca.iter().any(|a| matches!(a, Action::Refused { reason, .. } if reason.contains("administratively prohibited"))));
         assert!(sa.iter().any(
             |a| matches!(a, Action::Refused { reason, .. } if reason.contains("AS65001 is denied"))
         ));

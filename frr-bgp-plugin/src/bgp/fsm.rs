@@ -185,6 +185,12 @@ impl Fsm {
 
     /// The TCP connection is up (ours completed, or the peer's accepted).
     pub fn tcp_up(&mut self, now: Instant) -> Vec<Output> {
+        // A passive speaker takes bgpd's connection whenever it is not
+        // administratively down, also before its first timer ran (a loaded
+        // host accepted the connection before that and closed it).
+        if self.state == State::Idle && self.cfg.mode == Mode::Passive && !self.admin_down {
+            self.state = State::Connect;
+        }
         if self.state != State::Connect {
             // Not expecting one (a second connection, or administratively down).
             return vec![Output::Close];
@@ -695,6 +701,9 @@ mod tests {
         assert_eq!(f.state(), State::Connect);
         assert_eq!(sent(&f.tcp_up(t0)), vec!["OPEN"]);
         assert_eq!(f.tcp_up(t0), vec![Output::Close]);
+        // bgpd's connection accepted before the first timer ran: taken.
+        let mut f = Fsm::new(Mode::Passive.into_cfg(), t0);
+        assert_eq!(sent(&f.tcp_up(t0)), vec!["OPEN"]);
     }
 
     impl Mode {

@@ -690,7 +690,12 @@ pub fn render_msx(reply: &api::ShowMsxReply, what: super::parse::MsxWhat) -> Str
                         or_dash(&a.role),
                         or_dash(&a.state),
                         list_or_dash(&services),
-                        duration(a.expires_in_secs),
+                        // 0: the agreement has no end (it is torn down when it expires).
+                        if a.expires_in_secs == 0 {
+                            "never".to_string()
+                        } else {
+                            duration(a.expires_in_secs)
+                        },
                         list_or_dash(&a.eid_prefixes),
                     ]
                 })

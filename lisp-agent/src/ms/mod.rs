@@ -73,6 +73,16 @@ impl Registered {
     /// The record to answer with: merged locator sets when every ETR asked for
     /// merging, else the most recent registration's (RFC 9301 §8.2).
     fn answer(&self) -> Option<EidRecord> {
+        let mut rec = self.answer_as_registered()?;
+        // Nobody but the ETR speaks for its locators: L is 0 in proxy
+        // answers, and in what peers copy (RFC 9301 §5.4).
+        for l in &mut rec.locators {
+            l.local = false;
+        }
+        Some(rec)
+    }
+
+    fn answer_as_registered(&self) -> Option<EidRecord> {
         let newest = self.etrs.iter().max_by_key(|e| e.last)?;
         if self.etrs.iter().all(|e| e.merge) && self.etrs.len() > 1 {
             let mut rec = newest.record.clone();

@@ -26,4 +26,6 @@ if cargo +nightly --version >/dev/null 2>&1 && command -v cargo-fuzz >/dev/null 
 else
   echo "== fuzz targets: skipped (needs a nightly toolchain and cargo-fuzz); proptest garbage-in tests ran instead"
 fi
+echo "== docker: images from scratch and the two-AS compose lab (skipped without an engine)"
+./docker/test.sh
 echo "== all tests passed"

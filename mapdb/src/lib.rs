@@ -44,10 +44,16 @@
 //! - a direct table on the first 18 bits once a tree holds 65,536 prefixes,
 //!   which replaces the three upper levels with one read; for IPv4 it holds
 //!   copies of the depth-18 nodes (9 MiB), so a lookup of anything up to a
-//!   /24 is two dependent reads, the table entry and the value;
-//! - path compression below depth 18, so an isolated IPv6 /48 costs two
-//!   nodes rather than four;
-//! - breadth-first compaction when freed blocks pile up (and on
+//!   /24 is two dependent reads, the table entry and the value; for IPv6
+//!   (4 MiB) it holds the depth-18 node's child bitmap and block, so the
+//!   lookup goes from the entry straight to the node at depth 24;
+//! - path compression from depth 18 down: a subtree that holds one prefix is
+//!   one *leaf* node (the prefix and its value index), a chain of nodes with
+//!   no prefix and one child is one *jump* node. Most IPv6 prefixes are
+//!   alone in their /24, so an IPv6 lookup is three dependent reads too:
+//!   the table entry, the leaf, the value;
+//! - breadth-first compaction when freed blocks pile up (of the nodes alone
+//!   during a bulk load, of nodes and values on removals and on
 //!   [`PrefixMap::shrink_to_fit`]), which keeps memory near the live size.
 //!
 //! A lookup is a chain of dependent memory reads (direct table, one or more
@@ -65,19 +71,22 @@
 //!
 //! | what | figure |
 //! |---|---|
-//! | IPv4 lookup, single / burst | ≈ 10–13 M/s / ≈ 25–30 M/s |
-//! | IPv6 lookup (uniform table), single / burst | ≈ 4–6 M/s / ≈ 11–15 M/s |
-//! | IPv6 lookup (clustered table), single / burst | ≈ 3–4.5 M/s / ≈ 8–11 M/s |
+//! | IPv4 lookup, single / burst | ≈ 8–13 M/s / ≈ 25–45 M/s |
+//! | IPv6 lookup (uniform table), single / burst | ≈ 15–20 M/s / ≈ 30–45 M/s |
+//! | IPv6 lookup (clustered table), single / burst | ≈ 4–6 M/s / ≈ 9–12 M/s |
 //! | IPv4 uniform addresses (54% miss), single | ≈ 40–50 M/s |
-//! | memory per entry, every locator set its own | ≈ 146 B (132 after `shrink_to_fit`) |
-//! | memory per entry, locator sets shared (20,000 sites) | ≈ 101 B (87 after `shrink_to_fit`) |
-//! | insert 1.2M entries, key order / random order | ≈ 0.21 s / ≈ 0.9 s |
-//! | remove 1.2M entries, random order | ≈ 1.1–1.25 s |
+//! | memory per entry, every locator set its own | ≈ 143 B (128 after `shrink_to_fit`) |
+//! | memory per entry, locator sets shared (20,000 sites) | ≈ 98 B (83 after `shrink_to_fit`) |
+//! | insert 1.2M entries, key order / random order | ≈ 0.15–0.2 s / ≈ 0.6–1.0 s |
+//! | remove 1.2M entries, random order | ≈ 0.8–1.4 s |
 //!
 //! Memory counts every live heap byte the build allocated (entries, trie,
 //! direct tables, locator sets, interner). Throughputs vary by ±30% or more
-//! with the load of the shared machine (the figures are medians of runs
-//! interleaved with the previous version, at a load of 2–3 on 2 cores).
+//! with the load of the shared machine, and halve at a load of 4–5 (the
+//! figures are medians of runs interleaved with the previous version, at a
+//! load of 2–3 on 2 cores). Leaf nodes and the IPv6 direct table's
+//! summaries took IPv6 single lookups from ≈ 3–4 M/s to the figure above
+//! (4–5× in interleaved pairs) and bursts from ≈ 11 M/s (3–3.5×).
 
 #![forbid(unsafe_code)]
 

@@ -129,24 +129,24 @@ impl<V> PrefixMap<V> {
 
     #[inline]
     fn maybe_compact(&mut self, slack: usize) {
-        if self.arena.fragmented(slack) {
-            self.compact();
+        if let Some(with_values) = self.arena.fragmented(slack) {
+            self.compact(with_values);
         }
     }
 
-    fn compact(&mut self) {
+    fn compact(&mut self, with_values: bool) {
         let mut trees: Vec<&mut Tree> = self
             .spaces
             .iter_mut()
             .flat_map(|s| [&mut s.v4.tree, &mut s.v6.tree])
             .collect();
-        self.arena.compact(&mut trees);
+        self.arena.compact(&mut trees, with_values);
     }
 
     /// Returns all spare memory: the arenas are rebuilt exactly sized, in
     /// breadth-first order (after a bulk load; updates keep working after it).
     pub fn shrink_to_fit(&mut self) {
-        self.compact();
+        self.compact(true);
         self.spaces.shrink_to_fit();
     }
 

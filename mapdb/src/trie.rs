@@ -19,10 +19,14 @@
 //!   An IPv4 tree's table holds copies of the depth-18 nodes themselves, so
 //!   a lookup that ends there (every prefix up to /24) reads the table and
 //!   the value, nothing else.
-//! - Below depth 18, a chain of nodes that hold no prefix and have one child
-//!   is replaced by one *jump* node (path compression, as in a Patricia
-//!   trie): sparse IPv6 tables otherwise spend 3 or 4 nodes, and as many
-//!   cache misses per lookup, on the way from /24 to each isolated /48.
+//! - From depth 18 down, a subtree that holds a single prefix is one *leaf*
+//!   node (the prefix and its value index), and a chain of nodes that hold
+//!   no prefix and have one child is one *jump* node (path compression, as
+//!   in a Patricia trie). Most IPv6 prefixes (/32–/64) are alone in their
+//!   /24, so an IPv6 lookup is the direct table, a leaf and the value:
+//!   without leaves an isolated /48 cost a jump and the node at depth 42
+//!   (one more dependent read, and the node's popcount), and without jumps
+//!   three or four nodes.
 //!
 //! A node at depth `d` stores prefixes of length `d+1..=d+6`; a prefix of
 //! relative length `r` with `r` leading bits `b` sits at bit `2^r - 2 + b`
@@ -31,16 +35,25 @@
 //!
 //! A jump node at depth `d` holds no prefix: its `internal` is the key (the
 //! address bits above its target depth `t`, left-aligned), `values` is
-//! `JUMP | t`, and `children` is a block of one node, the node at depth `t`.
-//! Jumps start at depth 18 or deeper, so the direct table and the nodes
-//! above it never see one.
+//! `JUMP | t`, and `children` is a block of one node, the regular node at
+//! depth `t`. A leaf at depth `d` stands for a subtree whose only prefix is
+//! `key/len` (`len > d`): `internal` is the key, `values` is
+//! `JUMP | LEAF | len` and `children` the value index. Both are checked the
+//! same way (does the address agree with the key on its first `t` or `len`
+//! bits), and both exist only at depth 18 or deeper, so the nodes above the
+//! direct table are always regular. The form is canonical, kept by every
+//! update on its path ([`Arena::compress`]): no regular node at depth 18 or
+//! deeper holds a single prefix and nothing else, or nothing but one child.
 
 /// No value / end of a free list.
 pub(crate) const NIL: u32 = u32::MAX;
 /// Node 0 is a permanent empty node, so 0 can mean "no node".
 pub(crate) const NO_NODE: u32 = 0;
-/// Flag in `Node::values` marking a jump node; arenas stay below 2^31 slots.
+/// Flag in `Node::values` marking a compressed node (a jump or a leaf);
+/// arenas stay below 2^31 slots.
 const JUMP: u32 = 1 << 31;
+/// With [`JUMP`]: the compressed node is a leaf.
+const LEAF: u32 = 1 << 30;
 const STRIDE: u8 = 6;
 /// Deepest IPv6 walk: nodes at depths 0, 6, .., 126.
 pub(crate) const MAX_LEVELS: usize = 22;
@@ -72,10 +85,15 @@ const DIR_OFF: usize = 1 << 15;
 ///   content changes only when an update walks through it (a node moved
 ///   with its parent's child block keeps every field); each update
 ///   refreshes the copy on its path.
-/// - *indexed* (IPv6): the entry is the node's index. IPv6 tables sit in
-///   2000::/3, an eighth of the table, whose entries stay cached, so
-///   copies would cost 8 MiB for a read that hits the cache anyway
-///   (measured: no gain).
+/// - *indexed* (IPv6): the entry ([`DirEntry`], 16 bytes, 4 MiB) is the
+///   node's child bitmap and child block when it holds no prefix, which is
+///   the rule for IPv6 (prefixes of /19–/24 are rare), and its index
+///   otherwise. A lookup then reads the entry and goes straight to the
+///   node at depth 24, usually a leaf: three dependent reads with the
+///   value. IPv6 tables sit in 2000::/3, an eighth of the table, whose
+///   entries stay cached (512 KiB), and copies would cost 9 MiB, which a
+///   table of 200,000 IPv6 prefixes alone could not afford (47 bytes per
+///   prefix).
 #[derive(Clone, Debug)]
 pub(crate) struct Tree {
     pub(crate) top: u32,
@@ -86,25 +104,40 @@ pub(crate) struct Tree {
     /// Value index of the longest prefix of 1..=18 bits covering each
     /// entry of `dir`, or NIL.
     dir_best: Vec<u32>,
-    /// The depth-18 nodes' indices and longest prefixes (other tables).
+    /// The depth-18 nodes' summaries and longest prefixes (other tables).
     dir_idx: Vec<DirEntry>,
-    /// Whether the table holds node copies (`dir`) or indices (`dir_idx`).
+    /// Whether the table holds node copies (`dir`) or summaries (`dir_idx`).
     inline: bool,
     /// Size at which the direct table is built ([`DIR_ON`] but in tests).
     dir_on: usize,
 }
 
+/// An entry of an indexed direct table: the depth-18 node for these 18
+/// bits in summary form. A node that holds no prefix (an IPv6 depth-18 node
+/// nearly always) is its child bitmap and block, so a lookup goes from the
+/// entry straight to the node at depth 24; any other is its index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct DirEntry {
-    /// The depth-18 node for these 18 bits, or NO_NODE.
-    node: u32,
+    /// The node's `external` (summary form), or 0.
+    external: u64,
+    /// The node's `children` (summary form), or `JUMP |` the node's index.
+    /// No node: 0 and 0.
+    children: u32,
     /// Value index of the longest prefix of 1..=18 bits covering them, or NIL.
     best: u32,
 }
 
+impl DirEntry {
+    const EMPTY: DirEntry = DirEntry {
+        external: 0,
+        children: 0,
+        best: NIL,
+    };
+}
+
 impl Tree {
     /// A tree whose direct table, once built, holds node copies (`inline`)
-    /// or node indices.
+    /// or node summaries.
     pub(crate) fn new(dir_on: Option<usize>, inline: bool) -> Tree {
         Tree {
             top: NO_NODE,
@@ -147,6 +180,9 @@ pub(crate) trait Bits: Copy {
     fn to_left(self) -> u128;
     /// The top [`DIR_BITS`] bits.
     fn dir_index(self) -> usize;
+    /// How many leading bits the address shares with `key` (left-aligned),
+    /// at most the family's width.
+    fn agree(self, key: u128) -> u32;
 }
 
 impl Bits for u32 {
@@ -162,6 +198,10 @@ impl Bits for u32 {
     fn dir_index(self) -> usize {
         (self >> (32 - DIR_BITS)) as usize
     }
+    #[inline(always)]
+    fn agree(self, key: u128) -> u32 {
+        (self ^ (key >> 96) as u32).leading_zeros()
+    }
 }
 
 impl Bits for u128 {
@@ -176,6 +216,10 @@ impl Bits for u128 {
     #[inline(always)]
     fn dir_index(self) -> usize {
         (self >> (128 - DIR_BITS)) as usize
+    }
+    #[inline(always)]
+    fn agree(self, key: u128) -> u32 {
+        (self ^ key).leading_zeros()
     }
 }
 
@@ -277,14 +321,16 @@ fn below128(p: u32) -> u128 {
 
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
-    /// Prefixes ending in this node, heap-ordered (bits 0..126).
+    /// Prefixes ending in this node, heap-ordered (bits 0..126); in a jump
+    /// or a leaf, the key.
     internal: u128,
     /// Slots with a child node.
     external: u64,
-    /// First child in `nodes` (meaningless when `external == 0`).
+    /// First child in `nodes` (meaningless when `external == 0`); in a
+    /// jump, its target; in a leaf, its value.
     children: u32,
     /// First value in `values` (meaningless when `internal == 0`), or
-    /// `JUMP | target depth`.
+    /// `JUMP | target depth`, or `JUMP | LEAF | prefix length`.
     values: u32,
 }
 
@@ -295,6 +341,17 @@ static EMPTY: Node = Node {
     children: 0,
     values: 0,
 };
+
+/// What a lookup does after reading a node (see [`Arena::step`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Read this node.
+    Node(u32),
+    /// A leaf matched: this value is the longest match.
+    Value(u32),
+    /// The path ends; the longest match is the best one seen so far.
+    End,
+}
 
 impl Node {
     /// A jump to the node at depth `target`, held in block `child`.
@@ -307,27 +364,61 @@ impl Node {
         }
     }
 
+    /// A leaf: the one prefix `key/len` of its subtree, and its value.
+    fn leaf(key: u128, len: u8, value: u32) -> Node {
+        Node {
+            internal: top_bits(key, len),
+            external: 0,
+            children: value,
+            values: JUMP | LEAF | u32::from(len),
+        }
+    }
+
+    /// A jump or a leaf.
     #[inline(always)]
-    fn is_jump(&self) -> bool {
+    fn is_compressed(&self) -> bool {
         self.values & JUMP != 0
     }
 
-    /// Depth of a jump's target.
+    #[inline(always)]
+    fn is_jump(&self) -> bool {
+        self.values & (JUMP | LEAF) == JUMP
+    }
+
+    #[inline(always)]
+    fn is_leaf(&self) -> bool {
+        self.values & (JUMP | LEAF) == JUMP | LEAF
+    }
+
+    /// Depth of a jump's target, or length of a leaf's prefix: how many
+    /// bits of the key count.
     #[inline(always)]
     fn target(&self) -> u8 {
         self.values as u8
     }
 
-    /// True when a jump's key agrees with `left` down to its target.
+    /// True when a jump's or a leaf's key agrees with `left` on its bits.
     #[inline(always)]
     fn jump_matches(&self, left: u128) -> bool {
         same_top(left, self.internal, self.target())
     }
 
+    /// True when leaf `self` holds exactly `a/len`.
+    #[inline]
+    fn leaf_is<B: Bits>(&self, a: B, len: u8) -> bool {
+        self.target() == len && self.internal == top_bits(a.to_left(), len)
+    }
+
+    /// A leaf's prefix: (length, left-aligned address, value index).
+    #[inline]
+    fn leaf_entry(&self) -> (u8, u128, u32) {
+        (self.target(), self.internal, self.children)
+    }
+
     /// A regular node with no prefix and no child (a jump never is).
     #[inline]
     fn is_empty(&self) -> bool {
-        self.internal == 0 && self.external == 0 && !self.is_jump()
+        self.internal == 0 && self.external == 0 && !self.is_compressed()
     }
 
     #[inline(always)]
@@ -562,26 +653,37 @@ impl<V> Arena<V> {
 
     // ---- compaction ---------------------------------------------------------
 
-    /// True when free blocks exceed `1/slack` of the live ones: time to
-    /// [`Arena::compact`].
+    /// Whether free blocks exceed `1/slack` of the live ones: time to
+    /// [`Arena::compact`] the nodes (`Some(false)`), or the nodes and the
+    /// values (`Some(true)`).
     ///
     /// Blocks are freed in exact sizes and reused only at the same size, so
     /// nodes growing side by side (a bulk load) leave many small holes.
     /// Inserts compact at 50% waste, which keeps a loaded table within the
     /// memory budget; removals wait for 100%, so that draining a table
-    /// copies it about twice in all rather than three times.
-    pub(crate) fn fragmented(&self, slack: usize) -> bool {
-        self.nodes.len() > self.live_nodes + self.live_nodes / slack + 4097
-            || self.values.len() > self.live_values + self.live_values / slack + 4096
+    /// copies it about twice in all rather than three times. A bulk load
+    /// fragments the nodes only (a value block grows only when its node
+    /// gains a prefix), and moving the nodes alone costs a third of a full
+    /// copy.
+    pub(crate) fn fragmented(&self, slack: usize) -> Option<bool> {
+        if self.values.len() > self.live_values + self.live_values / slack + 4096 {
+            Some(true)
+        } else if self.nodes.len() > self.live_nodes + self.live_nodes / slack + 4097 {
+            Some(false)
+        } else {
+            None
+        }
     }
 
-    /// Copies the live nodes and values into fresh, exactly sized arenas,
-    /// breadth first (Cheney's copy), so the upper levels that every lookup
-    /// reads end up contiguous. Rebuilds the trees' direct tables.
-    pub(crate) fn compact(&mut self, trees: &mut [&mut Tree]) {
+    /// Copies the live nodes, and the values if `with_values`, into fresh,
+    /// exactly sized arenas, breadth first (Cheney's copy), so the upper
+    /// levels that every lookup reads end up contiguous. Rebuilds the
+    /// trees' direct tables.
+    pub(crate) fn compact(&mut self, trees: &mut [&mut Tree], with_values: bool) {
         let mut nodes: Vec<Node> = Vec::with_capacity(self.live_nodes + 1);
         nodes.push(Node::default());
-        let mut values: Vec<Slot<V>> = Vec::with_capacity(self.live_values);
+        let mut values: Vec<Slot<V>> =
+            Vec::with_capacity(if with_values { self.live_values } else { 0 });
         for t in trees.iter_mut() {
             if t.top != NO_NODE {
                 nodes.push(self.nodes[t.top as usize]);
@@ -592,12 +694,17 @@ impl<V> Arena<V> {
         while scan < nodes.len() {
             let n = nodes[scan];
             let from = n.children as usize;
-            if n.is_jump() {
+            if n.is_leaf() {
+                if with_values {
+                    nodes[scan].children = index(values.len());
+                    values.push(self.take_value(n.children));
+                }
+            } else if n.is_jump() {
                 nodes[scan].children = index(nodes.len());
                 nodes.push(self.nodes[from]);
             } else {
                 let k = n.internal.count_ones();
-                if k > 0 {
+                if with_values && k > 0 {
                     nodes[scan].values = index(values.len());
                     for i in 0..k {
                         values.push(self.take_value(n.values + i));
@@ -612,10 +719,17 @@ impl<V> Arena<V> {
             scan += 1;
         }
         self.live_nodes = nodes.len() - 1;
-        self.live_values = values.len();
         self.nodes = nodes;
-        self.values = values;
-        self.free = Vec::new();
+        if with_values {
+            self.live_values = values.len();
+            self.values = values;
+            self.free = Vec::new();
+        } else {
+            // The node blocks' free lists went with the old arena.
+            for head in self.free.iter_mut().take(NODE_CLASSES) {
+                *head = NIL;
+            }
+        }
         for t in trees.iter_mut() {
             if t.has_dir() {
                 self.build_dir(t);
@@ -636,8 +750,8 @@ impl<V> Arena<V> {
                 t.dir_best[first..first + span].fill(above);
             } else {
                 t.dir_idx[first..first + span].fill(DirEntry {
-                    node: NO_NODE,
                     best: above,
+                    ..DirEntry::EMPTY
                 });
             }
             return;
@@ -658,10 +772,7 @@ impl<V> Arena<V> {
                     t.dir[at] = self.nodes[child as usize];
                     t.dir_best[at] = b;
                 } else {
-                    t.dir_idx[at] = DirEntry {
-                        node: child,
-                        best: b,
-                    };
+                    t.dir_idx[at] = self.dir_entry(child, b);
                 }
             } else {
                 self.fill_dir(t, at, child, depth + STRIDE, b);
@@ -674,13 +785,7 @@ impl<V> Arena<V> {
             t.dir = vec![Node::default(); DIR_SIZE];
             t.dir_best = vec![NIL; DIR_SIZE];
         } else {
-            t.dir_idx = vec![
-                DirEntry {
-                    node: NO_NODE,
-                    best: NIL
-                };
-                DIR_SIZE
-            ];
+            t.dir_idx = vec![DirEntry::EMPTY; DIR_SIZE];
         }
         self.fill_dir(t, 0, t.top, 0, NIL);
     }
@@ -712,9 +817,33 @@ impl<V> Arena<V> {
         n
     }
 
+    /// The indexed direct-table entry for depth-18 node `n` (NO_NODE: none).
+    fn dir_entry(&self, n: u32, best: u32) -> DirEntry {
+        let node = self.node(n);
+        if n == NO_NODE {
+            DirEntry {
+                best,
+                ..DirEntry::EMPTY
+            }
+        } else if !node.is_compressed() && node.internal == 0 {
+            DirEntry {
+                external: node.external,
+                children: node.children,
+                best,
+            }
+        } else {
+            DirEntry {
+                external: 0,
+                children: JUMP | n,
+                best,
+            }
+        }
+    }
+
     /// Refreshes the entry of the depth-18 node on `a`'s path after an
-    /// update walked through it: its copy, or the indices of it and its
-    /// siblings (their block may have moved).
+    /// update walked through it: its copy, or its summary and the indices
+    /// of its siblings held by index (their block may have moved; nothing
+    /// else of theirs changed).
     fn refresh_dir_node<B: Bits>(&self, t: &mut Tree, a: B) {
         if t.inline {
             let n = self.node_at(t, a, DIR_BITS);
@@ -725,13 +854,19 @@ impl<V> Arena<V> {
         let parent = self.node_at(t, a, DIR_BITS - STRIDE);
         let node = self.nodes[parent as usize];
         let mut c = node.children;
+        let on_path = a.slot(DIR_BITS - STRIDE) as usize;
         for (v, e) in t.dir_idx[first..first + 64].iter_mut().enumerate() {
-            e.node = if parent != NO_NODE && node.external >> v & 1 == 1 {
+            let n = if parent != NO_NODE && node.external >> v & 1 == 1 {
                 c += 1;
                 c - 1
             } else {
                 NO_NODE
             };
+            if v == on_path {
+                *e = self.dir_entry(n, e.best);
+            } else if e.children & JUMP != 0 {
+                e.children = JUMP | n;
+            }
         }
     }
 
@@ -756,8 +891,10 @@ impl<V> Arena<V> {
 
     /// Where a lookup of `a` starts: (node, its depth). With an inline
     /// direct table, that is the copy of the depth-18 node, which costs no
-    /// read of the arena. The longest match above that depth is
-    /// [`Tree::dir_above`], read only when the walk finds none.
+    /// read of the arena; with an indexed one, the depth-18 node or, when
+    /// the entry summarizes it, its child on `a`'s path. The longest match
+    /// above that depth is [`Tree::dir_above`], read only when the walk
+    /// finds none.
     #[inline(always)]
     fn start<'a, B: Bits>(&'a self, t: &'a Tree, a: B) -> (&'a Node, u8) {
         let i = a.dir_index();
@@ -768,7 +905,18 @@ impl<V> Arena<V> {
             }
         } else {
             match t.dir_idx.get(i) {
-                Some(e) => return (self.node(e.node), DIR_BITS),
+                Some(e) if e.children & JUMP != 0 => {
+                    return (self.node(e.children & !JUMP), DIR_BITS);
+                }
+                Some(e) => {
+                    let v = a.slot(DIR_BITS);
+                    let c = if e.external >> v & 1 == 0 {
+                        NO_NODE
+                    } else {
+                        e.children + (e.external & below64(v)).count_ones()
+                    };
+                    return (self.node(c), DIR_BITS + STRIDE);
+                }
                 None => t.top,
             }
         };
@@ -781,23 +929,27 @@ impl<V> Arena<V> {
         self.nodes.get(n as usize).unwrap_or(&EMPTY)
     }
 
-    /// One step of a lookup of `a` at regular or jump node `node` (at
-    /// `depth`): records a match in `best` (the node, its matching
-    /// prefixes) and returns the next node to read, or None at the end of
-    /// the path.
+    /// One step of a lookup of `a` at node `node` (at `depth`): records a
+    /// match of a regular node in `best` (the node, its matching prefixes)
+    /// and says what to read next. A jump and a leaf cost the same test:
+    /// does `a` agree with the key on the key's bits.
     #[inline(always)]
     fn step<'a, B: Bits>(
         node: &'a Node,
         depth: &mut u8,
         a: B,
         best: &mut (&'a Node, u128),
-    ) -> Option<u32> {
-        if node.is_jump() {
-            if !node.jump_matches(a.to_left()) {
-                return None;
+    ) -> Next {
+        if node.is_compressed() {
+            let bits = node.target();
+            if a.agree(node.internal) < u32::from(bits) {
+                return Next::End;
             }
-            *depth = node.target();
-            return Some(node.children);
+            if node.values & LEAF != 0 {
+                return Next::Value(node.children);
+            }
+            *depth = bits;
+            return Next::Node(node.children);
         }
         let v = a.slot(*depth);
         let m = node.internal & MATCH[v as usize];
@@ -805,7 +957,10 @@ impl<V> Arena<V> {
             *best = (node, m);
         }
         *depth += STRIDE;
-        node.child(v)
+        match node.child(v) {
+            Some(c) => Next::Node(c),
+            None => Next::End,
+        }
     }
 
     /// Value index of the longest match of `a`: the per-packet path.
@@ -815,10 +970,13 @@ impl<V> Arena<V> {
         // The best match so far; its value index (a popcount, done in
         // software on baseline x86-64) is taken once.
         let mut best = (&EMPTY, 0);
-        while let Some(c) = Self::step(node, &mut depth, a, &mut best) {
-            node = &self.nodes[c as usize];
+        loop {
+            match Self::step(node, &mut depth, a, &mut best) {
+                Next::Node(c) => node = &self.nodes[c as usize],
+                Next::Value(v) => return Some(v),
+                Next::End => return value_of(best).or_else(|| t.dir_above(a.dir_index())),
+            }
         }
-        value_of(best).or_else(|| t.dir_above(a.dir_index()))
     }
 
     /// [`Arena::lpm_value`] for `N` addresses at once, level by level: the
@@ -841,8 +999,14 @@ impl<V> Arena<V> {
         for i in 0..N {
             let (node, d) = &first[i];
             depth[i] = *d;
-            n[i] = Self::step(node, &mut depth[i], a[i], &mut best[i]).unwrap_or(NO_NODE);
-            more |= n[i] != NO_NODE;
+            match Self::step(node, &mut depth[i], a[i], &mut best[i]) {
+                Next::Node(c) => {
+                    n[i] = c;
+                    more = true;
+                }
+                Next::Value(v) => out[i] = v,
+                Next::End => {}
+            }
         }
         while more {
             more = false;
@@ -851,14 +1015,23 @@ impl<V> Arena<V> {
                     continue;
                 }
                 let node = &self.nodes[n[i] as usize];
-                n[i] = Self::step(node, &mut depth[i], a[i], &mut best[i]).unwrap_or(NO_NODE);
-                more |= n[i] != NO_NODE;
+                n[i] = NO_NODE;
+                match Self::step(node, &mut depth[i], a[i], &mut best[i]) {
+                    Next::Node(c) => {
+                        n[i] = c;
+                        more = true;
+                    }
+                    Next::Value(v) => out[i] = v,
+                    Next::End => {}
+                }
             }
         }
         for i in 0..N {
-            out[i] = value_of(best[i])
-                .or_else(|| t.dir_above(a[i].dir_index()))
-                .unwrap_or(NIL);
+            if out[i] == NIL {
+                out[i] = value_of(best[i])
+                    .or_else(|| t.dir_above(a[i].dir_index()))
+                    .unwrap_or(NIL);
+            }
         }
         out
     }
@@ -875,8 +1048,9 @@ impl<V> Arena<V> {
                 best = Some((at + rel_len(127 - m.1.leading_zeros()), v));
             }
             match next {
-                Some(c) => node = &self.nodes[c as usize],
-                None => break,
+                Next::Node(c) => node = &self.nodes[c as usize],
+                Next::Value(v) => return Some((node.target(), v)),
+                Next::End => break,
             }
         }
         match best {
@@ -887,6 +1061,7 @@ impl<V> Arena<V> {
 
     /// The child of regular node `node` (at `depth`) on `a`'s path, past any
     /// jump, if it can hold prefixes no longer than `max_len`: (node, depth).
+    /// The node is a regular node or a leaf.
     fn descend<B: Bits>(&self, node: &Node, depth: u8, a: B, max_len: u8) -> Option<(u32, u8)> {
         if max_len <= depth + STRIDE {
             return None;
@@ -912,6 +1087,12 @@ impl<V> Arena<V> {
         let mut at = (top != NO_NODE && max_len > 0).then_some((top, 0u8));
         while let Some((n, depth)) = at {
             let node = &self.nodes[n as usize];
+            if node.is_leaf() {
+                if node.target() <= max_len && node.jump_matches(a.to_left()) {
+                    best = Some((node.target(), node.children));
+                }
+                break;
+            }
             let v = a.slot(depth);
             let m = node.internal & MATCH[v as usize] & UPTO[usize::from((max_len - depth).min(6))];
             if m != 0 {
@@ -933,6 +1114,11 @@ impl<V> Arena<V> {
         let mut depth = 0;
         loop {
             let node = &self.nodes[n as usize];
+            if node.is_leaf() {
+                // The subtree holds one prefix; `a/len` and its
+                // more-specifics can only be that one.
+                return Place::Leaf(n);
+            }
             if node.is_jump() {
                 let t = node.target();
                 if t <= target {
@@ -965,8 +1151,13 @@ impl<V> Arena<V> {
 
     /// Value index of the exact prefix `a/len` (`len` ≥ 1).
     pub(crate) fn find<B: Bits>(&self, t: &Tree, a: B, len: u8) -> Option<u32> {
-        let Place::Node(n) = self.locate(t.top, a, len) else {
-            return None;
+        let n = match self.locate(t.top, a, len) {
+            Place::Node(n) => n,
+            Place::Leaf(n) => {
+                let leaf = &self.nodes[n as usize];
+                return leaf.leaf_is(a, len).then_some(leaf.children);
+            }
+            Place::Absent | Place::Below(..) => return None,
         };
         let depth = (len - 1) / STRIDE * STRIDE;
         let p = pos(u32::from(len - depth), a.slot(depth));
@@ -996,14 +1187,53 @@ impl<V> Arena<V> {
         };
     }
 
+    /// Turns leaf node `n` at `depth` back into a regular node: one that
+    /// holds the leaf's prefix, or one whose only child is the leaf.
+    fn expand_leaf(&mut self, n: u32, depth: u8) {
+        let leaf = self.nodes[n as usize];
+        let (len, key, value) = leaf.leaf_entry();
+        let v = key.slot(depth);
+        self.nodes[n as usize] = if len <= depth + STRIDE {
+            Node {
+                internal: 1 << pos(u32::from(len - depth), v),
+                external: 0,
+                children: 0,
+                values: value,
+            }
+        } else {
+            let c = self.alloc_nodes(1);
+            self.nodes[c as usize] = leaf;
+            Node {
+                internal: 0,
+                external: 1 << v,
+                children: c,
+                values: 0,
+            }
+        };
+    }
+
     /// Path compression after an update, for node `n` at `depth` on `a`'s
-    /// path: a node with no prefix and one child becomes a jump, and a jump
-    /// to a jump becomes one jump.
+    /// path: a node whose subtree holds one prefix becomes a leaf, a node
+    /// with no prefix and one child a jump, and a jump to a jump or to a
+    /// leaf takes the place of its target.
     fn compress<B: Bits>(&mut self, n: u32, depth: u8, a: B) {
         if depth < JUMP_FROM {
             return;
         }
         let node = self.nodes[n as usize];
+        if node.is_leaf() {
+            return;
+        }
+        if !node.is_jump() && node.external == 0 {
+            if node.internal.count_ones() == 1 {
+                let p = node.internal.trailing_zeros();
+                let r = rel_len(p);
+                let b = p + 2 - (1 << r);
+                let key = top_bits(a.to_left(), depth) | place(b << (6 - r), depth);
+                self.nodes[n as usize] = Node::leaf(key, depth + r, node.values);
+            }
+            return;
+        }
         let (child, key) = if node.is_jump() {
             (node.children, node.internal)
         } else if node.internal == 0 && node.external.count_ones() == 1 {
@@ -1016,8 +1246,8 @@ impl<V> Arena<V> {
             return;
         };
         let c = self.nodes[child as usize];
-        if c.is_jump() {
-            self.nodes[n as usize] = Node::jump(c.internal, c.target(), c.children);
+        if c.is_compressed() {
+            self.nodes[n as usize] = c;
             self.free_nodes(child, 1);
         } else if !node.is_jump() {
             self.nodes[n as usize] = Node::jump(key, depth + STRIDE, child);
@@ -1038,7 +1268,16 @@ impl<V> Arena<V> {
         let mut depth = 0;
         loop {
             let node = self.nodes[n as usize];
-            if node.is_jump() {
+            if node.is_leaf() {
+                if node.leaf_is(a, len) {
+                    let slot = &mut self.values[node.children as usize];
+                    return match std::mem::replace(slot, Slot::Full(value)) {
+                        Slot::Full(old) => Some(old),
+                        Slot::Free(_) => unreachable!("leaf names an empty slot"),
+                    };
+                }
+                self.expand_leaf(n, depth);
+            } else if node.is_jump() {
                 if node.target() <= target && node.jump_matches(a.to_left()) {
                     depth = node.target();
                     n = node.children;
@@ -1058,17 +1297,18 @@ impl<V> Arena<V> {
                 continue;
             }
             let c = self.add_child(n, v);
-            if depth + STRIDE >= JUMP_FROM && target > depth + STRIDE {
-                // A new branch deep in the tree: one jump straight to the target.
-                let leaf = self.alloc_nodes(1);
-                self.nodes[leaf as usize] = Node::default();
-                self.nodes[c as usize] = Node::jump(a.to_left(), target, leaf);
-                n = leaf;
-                depth = target;
-            } else {
-                n = c;
-                depth += STRIDE;
+            if depth + STRIDE >= JUMP_FROM {
+                // A new branch deep in the tree: one leaf.
+                let at = self.alloc_values(1);
+                self.values[at as usize] = Slot::Full(value);
+                self.nodes[c as usize] = Node::leaf(a.to_left(), len, at);
+                t.len += 1;
+                self.compress_path(&path[..k], a);
+                self.update_dir(t, a, len, target);
+                return None;
             }
+            n = c;
+            depth += STRIDE;
         }
         let p = pos(u32::from(len - target), a.slot(target));
         let node = self.nodes[n as usize];
@@ -1094,12 +1334,18 @@ impl<V> Arena<V> {
         node.values = new;
         node.internal |= 1 << p;
         t.len += 1;
-        // Jumps expanded above the new prefix leave single-child nodes behind.
-        for &(n, depth) in path[..k - 1].iter().rev() {
-            self.compress(n, depth, a);
-        }
+        // Jumps and leaves expanded above the new prefix leave nodes to
+        // compress behind.
+        self.compress_path(&path[..k], a);
         self.update_dir(t, a, len, target);
         None
+    }
+
+    /// [`Arena::compress`] on the nodes of `a`'s path, deepest first.
+    fn compress_path<B: Bits>(&mut self, path: &[(u32, u8)], a: B) {
+        for &(n, depth) in path.iter().rev() {
+            self.compress(n, depth, a);
+        }
     }
 
     /// Removes `a/len` (`len` ≥ 1), pruning nodes left empty.
@@ -1113,10 +1359,20 @@ impl<V> Arena<V> {
         let mut k = 0;
         let mut n = t.top;
         let mut depth = 0;
-        loop {
-            let node = &self.nodes[n as usize];
+        let old = loop {
+            let node = self.nodes[n as usize];
             path[k] = (n, depth);
             k += 1;
+            if node.is_leaf() {
+                if !node.leaf_is(a, len) {
+                    return None;
+                }
+                let old = self.take_value(node.children);
+                self.free_values(node.children, 1);
+                // An empty node, pruned below.
+                self.nodes[n as usize] = Node::default();
+                break old;
+            }
             if node.is_jump() {
                 if node.target() > target || !node.jump_matches(a.to_left()) {
                     return None;
@@ -1126,38 +1382,14 @@ impl<V> Arena<V> {
                 continue;
             }
             if depth == target {
-                break;
+                break self.remove_at(n, a, len, target)?;
             }
             n = node.child(a.slot(depth))?;
             depth += STRIDE;
-        }
-        let p = pos(u32::from(len - target), a.slot(target));
-        let node = self.nodes[n as usize];
-        if node.internal >> p & 1 == 0 {
-            return None;
-        }
-        let count = node.internal.count_ones();
-        let rank = node.value_at(p) - node.values;
-        let old = match self.take_value(node.values + rank) {
-            Slot::Full(v) => v,
-            Slot::Free(_) => unreachable!("bitmap names an empty slot"),
         };
-        let new = if count == 1 {
-            0
-        } else {
-            let new = self.alloc_values(count as usize - 1);
-            for i in 0..rank {
-                self.values[(new + i) as usize] = self.take_value(node.values + i);
-            }
-            for i in rank + 1..count {
-                self.values[(new + i - 1) as usize] = self.take_value(node.values + i);
-            }
-            new
+        let Slot::Full(old) = old else {
+            unreachable!("bitmap names an empty slot")
         };
-        self.free_values(node.values, count as usize);
-        let node = &mut self.nodes[n as usize];
-        node.values = new;
-        node.internal &= !(1 << p);
         t.len -= 1;
         // Prune empty nodes upwards; a jump whose target went goes too.
         while k > 1 && self.nodes[path[k - 1].0 as usize].is_empty() {
@@ -1174,11 +1406,38 @@ impl<V> Arena<V> {
             self.free_nodes(t.top, 1);
             t.top = NO_NODE;
         } else {
-            for &(n, depth) in path[..k].iter().rev() {
-                self.compress(n, depth, a);
-            }
+            self.compress_path(&path[..k], a);
         }
         self.update_dir(t, a, len, target);
+        Some(old)
+    }
+
+    /// Takes `a/len` out of regular node `n` (at depth `target`), if there.
+    fn remove_at<B: Bits>(&mut self, n: u32, a: B, len: u8, target: u8) -> Option<Slot<V>> {
+        let p = pos(u32::from(len - target), a.slot(target));
+        let node = self.nodes[n as usize];
+        if node.internal >> p & 1 == 0 {
+            return None;
+        }
+        let count = node.internal.count_ones();
+        let rank = node.value_at(p) - node.values;
+        let old = self.take_value(node.values + rank);
+        let new = if count == 1 {
+            0
+        } else {
+            let new = self.alloc_values(count as usize - 1);
+            for i in 0..rank {
+                self.values[(new + i) as usize] = self.take_value(node.values + i);
+            }
+            for i in rank + 1..count {
+                self.values[(new + i - 1) as usize] = self.take_value(node.values + i);
+            }
+            new
+        };
+        self.free_values(node.values, count as usize);
+        let node = &mut self.nodes[n as usize];
+        node.values = new;
+        node.internal &= !(1 << p);
         Some(old)
     }
 }
@@ -1186,6 +1445,9 @@ impl<V> Arena<V> {
 /// Where a prefix would sit (see [`Arena::locate`]).
 enum Place {
     Absent,
+    /// A leaf on the path, above or at the prefix's level: its prefix is
+    /// the only candidate.
+    Leaf(u32),
     /// The node that holds prefixes of its length.
     Node(u32),
     /// Nothing at its level, but the subtree of this node (at this depth,
@@ -1227,6 +1489,8 @@ struct Frame {
 pub(crate) struct Walk {
     stack: [Frame; MAX_LEVELS],
     sp: usize,
+    /// A leaf's prefix to report before going on.
+    leaf: Option<(u8, u128, u32)>,
 }
 
 impl Walk {
@@ -1234,6 +1498,7 @@ impl Walk {
         Walk {
             stack: [Frame::default(); MAX_LEVELS],
             sp: 0,
+            leaf: None,
         }
     }
 
@@ -1251,7 +1516,13 @@ impl Walk {
         let mut w = Walk::empty();
         match arena.locate(top, a, len) {
             Place::Absent => {}
-            Place::Below(n, depth, key) => w.push_node(&arena.nodes, n, depth, key, u64::MAX, 1),
+            Place::Leaf(n) => {
+                let leaf = &arena.nodes[n as usize];
+                if leaf.target() >= len && same_top(a.to_left(), leaf.internal, len) {
+                    w.leaf = Some(leaf.leaf_entry());
+                }
+            }
+            Place::Below(n, depth, key) => w.push_subtree(&arena.nodes, n, depth, key),
             Place::Node(n) => {
                 let depth = (len - 1) / STRIDE * STRIDE;
                 let r = len - depth;
@@ -1275,6 +1546,22 @@ impl Walk {
         w
     }
 
+    /// Starts on the subtree at node `n` (at `depth`, with this key): a
+    /// regular node is pushed, past any jump; a leaf is reported next.
+    fn push_subtree(&mut self, nodes: &[Node], mut n: u32, mut depth: u8, mut base: u128) {
+        loop {
+            let node = &nodes[n as usize];
+            if node.is_leaf() {
+                self.leaf = Some(node.leaf_entry());
+                return;
+            }
+            if !node.is_jump() {
+                return self.push_node(nodes, n, depth, base, u64::MAX, 1);
+            }
+            (n, depth, base) = (node.children, node.target(), node.internal);
+        }
+    }
+
     /// Pushes regular node `n`, visiting only the slots in `range`.
     fn push_node(&mut self, nodes: &[Node], n: u32, depth: u8, base: u128, range: u64, min_r: u8) {
         let node = &nodes[n as usize];
@@ -1292,6 +1579,9 @@ impl Walk {
     }
 
     pub(crate) fn next(&mut self, nodes: &[Node]) -> Option<(u8, u128, u32)> {
+        if let Some(leaf) = self.leaf.take() {
+            return Some(leaf);
+        }
         while self.sp > 0 {
             let f = &mut self.stack[self.sp - 1];
             let node = &nodes[f.node as usize];
@@ -1312,14 +1602,12 @@ impl Walk {
                     }
                 }
                 f.active = false;
-                if let Some(mut c) = node.child(v) {
-                    let mut depth = f.depth + STRIDE;
-                    let mut base = f.base | place(v, f.depth);
-                    while nodes[c as usize].is_jump() {
-                        let j = &nodes[c as usize];
-                        (c, depth, base) = (j.children, j.target(), j.internal);
+                if let Some(c) = node.child(v) {
+                    let (depth, base) = (f.depth + STRIDE, f.base | place(v, f.depth));
+                    self.push_subtree(nodes, c, depth, base);
+                    if let Some(leaf) = self.leaf.take() {
+                        return Some(leaf);
                     }
-                    self.push_node(nodes, c, depth, base, u64::MAX, 1);
                 }
                 continue;
             }
@@ -1360,7 +1648,7 @@ impl<B: Bits> PathWalk<B> {
 
     fn load<V>(&mut self, arena: &Arena<V>) {
         self.pending = match self.at {
-            Some((n, depth)) if self.max_len > depth => {
+            Some((n, depth)) if self.max_len > depth && !arena.nodes[n as usize].is_leaf() => {
                 let node = &arena.nodes[n as usize];
                 let lim = UPTO[usize::from((self.max_len - depth).min(6))];
                 node.internal & MATCH[self.a.slot(depth) as usize] & lim
@@ -1373,6 +1661,12 @@ impl<B: Bits> PathWalk<B> {
         loop {
             let (n, depth) = self.at?;
             let node = &arena.nodes[n as usize];
+            if node.is_leaf() {
+                self.at = None;
+                let (len, key, value) = node.leaf_entry();
+                return (len <= self.max_len && same_top(self.a.to_left(), key, len))
+                    .then_some((len, value));
+            }
             if self.pending != 0 {
                 let p = self.pending.trailing_zeros();
                 self.pending &= self.pending - 1;
@@ -1426,6 +1720,51 @@ mod tests {
         assert_eq!(0x8000_0000u32.slot(0), 32);
         assert_eq!(place(0b11_0000, 126), 3);
         assert_eq!(place(1, 0), 1 << 122);
+    }
+
+    /// Checks the tree's form (see the module docs) and returns its prefix
+    /// count: regular nodes above depth 18, no regular node at 18 or
+    /// deeper that should be a leaf or a jump, jumps to regular nodes,
+    /// keys that agree with the path.
+    fn check_form(a: &Arena<u32>, n: u32, depth: u8, key: u128) -> usize {
+        let node = a.nodes[n as usize];
+        assert!(same_top(key, node.internal, depth) || !node.is_compressed());
+        if node.is_leaf() {
+            assert!(
+                depth >= JUMP_FROM && node.target() > depth,
+                "{node:?} at {depth}"
+            );
+            assert!(a.value(node.children).is_some());
+            return 1;
+        }
+        if node.is_jump() {
+            let t = node.target();
+            assert!(
+                depth >= JUMP_FROM && t > depth && t.is_multiple_of(STRIDE),
+                "{node:?}"
+            );
+            let c = a.nodes[node.children as usize];
+            assert!(!c.is_compressed() && !c.is_empty(), "jump to {c:?}");
+            return check_form(a, node.children, t, node.internal);
+        }
+        assert!(!node.is_empty() || depth == 0, "empty node at {depth}");
+        if depth >= JUMP_FROM {
+            assert!(
+                node.external != 0 || node.internal.count_ones() > 1,
+                "{node:?}"
+            );
+            assert!(
+                node.internal != 0 || node.external.count_ones() > 1,
+                "{node:?}"
+            );
+        }
+        let mut count = node.internal.count_ones() as usize;
+        for v in 0..64 {
+            if let Some(c) = node.child(v) {
+                count += check_form(a, c, depth + STRIDE, key | place(v, depth));
+            }
+        }
+        count
     }
 
     #[test]
@@ -1487,6 +1826,13 @@ mod tests {
                         a.insert(&mut plain, mk(k), len, i);
                     }
                 }
+                if i % 250 == 249 {
+                    // Both kinds of compaction; every index moves.
+                    a.compact(&mut [&mut t, &mut plain], i % 500 == 499);
+                }
+                if t.top != NO_NODE {
+                    assert_eq!(check_form(&a, t.top, 0, 0), t.len, "form after update {i}");
+                }
                 if t.has_dir() && (i % 97 == 0 || i < 50) {
                     let mut fresh = t.clone();
                     a.build_dir(&mut fresh);
@@ -1514,24 +1860,42 @@ mod tests {
     }
 
     #[test]
-    fn deep_branches_are_jumps() {
+    fn deep_branches_are_leaves_and_jumps() {
         let mut a: Arena<u32> = Arena::default();
         let mut t = Tree::new(None, false);
         let p48 = 0x2001_0db8_0001u128 << 80;
         a.insert(&mut t, p48, 48, 1);
-        // 0, 6, 12 regular; a jump at 18 to the node at 42.
-        assert_eq!(a.live().0, 5);
+        // 0, 6, 12 regular; a leaf at 18 holds the /48.
+        assert_eq!(a.live(), (4, 1));
         assert_eq!(a.find(&t, p48, 48), Some(0));
+        assert_eq!(a.find(&t, p48, 47), None);
+        assert_eq!(a.find(&t, p48 | 1 << 79, 49), None);
         assert_eq!(a.lpm_value(&t, p48 | 77), Some(0));
+        assert_eq!(a.lpm(&t, p48 | 77), Some((48, 0)));
         assert_eq!(a.lpm_value(&t, p48 ^ (1 << 100)), None);
-        // A /40 inside the jump splits it; its removal merges it back.
+        // A /40 inside: a jump at 18 to the node at 36 that holds the /40,
+        // whose child at 42 is a leaf; its removal merges them back.
         let p40 = p48 & !(u128::MAX >> 40);
         a.insert(&mut t, p40, 40, 2);
+        assert_eq!(a.live(), (6, 2));
         assert_eq!(a.lpm_value(&t, p48 | 77), Some(0));
         assert_eq!(a.lpm_value(&t, p40 | (1 << 82)), Some(1));
+        assert_eq!(a.lpm_upto(t.top, p48, 47), Some((40, 1)));
         assert_eq!(a.remove(&mut t, p40, 40), Some(2));
-        assert_eq!(a.live().0, 5);
+        assert_eq!(a.live(), (4, 1));
+        // A second /48 that shares 47 bits: a jump at 18 to the node at 42,
+        // which holds both.
+        let q48 = p48 ^ 1 << 80;
+        a.insert(&mut t, q48, 48, 3);
+        assert_eq!(a.live(), (5, 2));
+        let get = |x| a.lpm_value(&t, x).and_then(|v| a.value(v)).copied();
+        assert_eq!(
+            (get(q48 | 5), get(p48 | 5), get(p48 ^ 1 << 81)),
+            (Some(3), Some(1), None)
+        );
         assert_eq!(a.remove(&mut t, p48, 48), Some(1));
+        assert_eq!(a.live(), (4, 1));
+        assert_eq!(a.remove(&mut t, q48, 48), Some(3));
         assert_eq!(a.live(), (0, 0));
     }
 }

@@ -54,6 +54,8 @@ enum Op {
     Mutate(Prefix),
     /// `shrink_to_fit`: the arenas are compacted, every index moves.
     Compact,
+    /// `lookup_v6_many` on a burst of addresses, each checked like a lookup.
+    LookupV6Many(u32, Vec<u128>),
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -120,6 +122,15 @@ fn run_on(mut map: PrefixMap<u32>, ops: Vec<Op>) {
                 }
             }
             Op::Lookup(iid, a) => check_lookup(&map, &m, iid, a),
+            Op::LookupV6Many(iid, addrs) => {
+                let mut out = vec![None; addrs.len()];
+                map.lookup_v6_many(iid, &addrs, &mut out);
+                for (&a, got) in addrs.iter().zip(out) {
+                    let want = model_lpm(&m, iid, Addr::V6(a)).map(|w| w.1);
+                    assert_eq!(got.copied(), want, "lookup_v6_many ({iid}, {a:#x})");
+                    check_lookup(&map, &m, iid, Addr::V6(a));
+                }
+            }
             Op::LongestMatchPrefix(q) => {
                 let want = m
                     .iter()
@@ -221,6 +232,93 @@ proptest! {
     /// of 65,536 prefixes and more have one).
     #[test]
     fn operations_match_the_model_with_direct_tables(ops in prop::collection::vec(op_strategy(), 1..200)) {
+        run_on(PrefixMap::with_direct_table_from(1), ops);
+    }
+}
+
+// ---- IPv6 shaped like real tables -------------------------------------------
+
+/// Provider blocks in 2000::/3, and one elsewhere, that IPv6 prefixes
+/// cluster under: nodes fill and empty, leaves split into jumps and merge
+/// back, the direct table's summaries of depth-18 nodes change form.
+const V6_PROVIDERS: [u128; 5] = [
+    0x2001_0db8 << 96,
+    0x2001_0db9 << 96,
+    0x2a00_1450 << 96,
+    0x2600_0000_0001 << 80,
+    0xfd00_0000_0000_0001 << 64,
+];
+/// Lengths around the stride edges (18 = direct table, 24, 30, 36, 42, 48,
+/// 60, 126) and the common /32, /48, /56, /64 and /128.
+const V6_LENS: [u8; 24] = [
+    12, 16, 18, 19, 23, 24, 25, 29, 30, 31, 32, 33, 36, 40, 42, 44, 47, 48, 49, 56, 60, 64, 126,
+    128,
+];
+
+/// An IPv6 address near a provider block: random bits from `shift` on.
+fn v6_addr_strategy() -> impl Strategy<Value = u128> {
+    (0..V6_PROVIDERS.len(), any::<u128>(), 14u32..100)
+        .prop_map(|(b, r, s)| V6_PROVIDERS[b] ^ (r >> s))
+}
+
+fn v6_prefix_strategy() -> impl Strategy<Value = Prefix> {
+    (
+        prop::sample::select(vec![0u32, 3]),
+        v6_addr_strategy(),
+        any::<u8>(),
+        any::<bool>(),
+    )
+        .prop_map(|(iid, a, l, edge)| {
+            let len = if edge {
+                V6_LENS[l as usize % V6_LENS.len()]
+            } else {
+                l % 129
+            };
+            Prefix::v6(iid, a, len)
+        })
+}
+
+fn v6_op_strategy() -> impl Strategy<Value = Op> {
+    let lookup = (prop::sample::select(vec![0u32, 3]), v6_addr_strategy());
+    prop_oneof![
+        8 => (v6_prefix_strategy(), any::<u32>()).prop_map(|(p, v)| Op::Insert(p, v)),
+        1 => v6_prefix_strategy().prop_map(Op::Remove),
+        3 => any::<usize>().prop_map(Op::RemoveNth),
+        1 => v6_prefix_strategy().prop_map(Op::Get),
+        3 => lookup.prop_map(|(i, a)| Op::Lookup(i, Addr::V6(a))),
+        1 => (
+            prop::sample::select(vec![0u32, 3]),
+            prop::collection::vec(v6_addr_strategy(), 0..40)
+        )
+            .prop_map(|(i, a)| Op::LookupV6Many(i, a)),
+        1 => v6_prefix_strategy().prop_map(Op::LongestMatchPrefix),
+        1 => v6_prefix_strategy().prop_map(Op::MoreSpecifics),
+        1 => v6_prefix_strategy().prop_map(Op::Covering),
+        1 => v6_prefix_strategy().prop_map(Op::Mutate),
+        1 => Just(Op::Compact),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// IPv6 tables shaped like real ones (prefixes clustered under
+    /// provider blocks, mostly /32–/64) against the naive model, lookups
+    /// of addresses inside and around the stored prefixes included.
+    #[test]
+    fn ipv6_operations_match_the_model(ops in prop::collection::vec(v6_op_strategy(), 1..300)) {
+        run(ops);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The same with direct tables.
+    #[test]
+    fn ipv6_operations_match_the_model_with_direct_tables(
+        ops in prop::collection::vec(v6_op_strategy(), 1..300)
+    ) {
         run_on(PrefixMap::with_direct_table_from(1), ops);
     }
 }

@@ -180,6 +180,22 @@ pub fn ensure_root() -> Result<()> {
     Ok(())
 }
 
+/// Why a lab test cannot run here (not root, or one of the FRR daemons in
+/// `frr_daemons`, e.g. `"bgpd"`, not installed), or None. Tests print the
+/// reason as SKIPPED and pass.
+pub fn unavailable(frr_daemons: &[&str]) -> Option<String> {
+    if ensure_root().is_err() {
+        return Some(
+            "needs root (network namespaces, TAP devices, FRR); run scripts/test.sh as root".into(),
+        );
+    }
+    frr_daemons
+        .iter()
+        .map(|d| format!("/usr/lib/frr/{d}"))
+        .find(|p| !std::path::Path::new(p).exists())
+        .map(|p| format!("{p} missing (Debian package frr)"))
+}
+
 /// Removes what an earlier run of lab `lab` left: what its state file records
 /// (if its owner is gone, or `force`), and whatever carries its name prefix.
 pub fn cleanup_lab(lab: &str, force: bool) -> Result<Report> {

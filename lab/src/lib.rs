@@ -30,7 +30,9 @@ pub mod wire;
 
 pub use addr::Cidr;
 pub use cleanup::{Report, leftovers};
-pub use lab::{Lab, OspfNeighbors, Spawned, UpOptions, cleanup_lab, ensure_root, wire_args};
+pub use lab::{
+    Lab, OspfNeighbors, Spawned, UpOptions, cleanup_lab, ensure_root, unavailable, wire_args,
+};
 pub use ping::PingStats;
 pub use state::RunState;
 pub use status::Status;

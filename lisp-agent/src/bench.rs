@@ -44,26 +44,13 @@ pub struct BenchReport {
     pub max_us: u64,
 }
 
-/// Only loopback and the documentation ranges are legitimate targets here.
-pub fn allowed_target(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            a.is_loopback()
-                || o[..3] == [192, 0, 2]
-                || o[..3] == [198, 51, 100]
-                || o[..3] == [203, 0, 113]
-        }
-        IpAddr::V6(a) => a.is_loopback() || a.segments()[..2] == [0x2001, 0x0db8],
-    }
-}
-
 const NONCE_OFFSET_V4: usize = 4 + 20 + 8 + 4;
 const NONCE_OFFSET_V6: usize = 4 + 40 + 8 + 4;
 
 pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(
-        allowed_target(cfg.target),
+        // Only loopback and the documentation ranges are legitimate targets.
+        lisp_msx_proto::addr::is_lab_address(cfg.target),
         "target {} is outside loopback and the documentation ranges",
         cfg.target
     );

@@ -57,25 +57,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The TLS files are part of the configuration: a bad one is named now.
-    if let Some(Err(e)) = cfg
-        .msx
-        .as_ref()
-        .and_then(|m| m.tls.as_ref())
-        .map(lisp_agent::msx::transport::Tls::load)
-    {
-        eprintln!(
-            "lisp-agent: configuration error: {}: {e}",
-            args.config.display()
-        );
-        return ExitCode::from(2);
-    }
+    // The TLS files are part of the configuration: a bad one is named now,
+    // and what is loaded here is what the transport uses.
+    let tls = match cfg.msx.as_ref().and_then(|m| m.tls.as_ref()) {
+        Some(t) => match lisp_agent::msx::transport::Tls::load(t) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!(
+                    "lisp-agent: configuration error: {}: {e}",
+                    args.config.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     if args.check {
         println!("{}: configuration OK", args.config.display());
         return ExitCode::SUCCESS;
     }
     init_logging(&cfg.agent.log_format);
-    match run(cfg, args.config) {
+    match run(cfg, args.config, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -85,7 +87,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
+fn run(
+    cfg: Config,
+    path: PathBuf,
+    tls: Option<lisp_agent::msx::transport::Tls>,
+) -> anyhow::Result<()> {
     let mut socks = Vec::new();
     for addr in &cfg.agent.listen {
         let s = ControlSocket::bind(*addr, cfg.agent.control_port).map_err(|e| {
@@ -104,7 +110,6 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
     // LISP-MSX: agreements from disk (a corrupt file stops the start, naming it),
     // and the channel to the CPNP transport.
     let mut msx_transport = None;
-    let config_file = path.display().to_string();
     let msx = match (
         &cfg.msx,
         cfg.agreements_path(),
@@ -115,13 +120,6 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot read the LISP-MSX agreements: {e}"))?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
-            let tls = match &m.tls {
-                Some(t) => Some(
-                    lisp_agent::msx::transport::Tls::load(t)
-                        .map_err(|e| anyhow::anyhow!("{config_file}: {e}"))?,
-                ),
-                None => None,
-            };
             msx_transport = Some((
                 contact,
                 m.cpnp_port,

@@ -61,22 +61,13 @@ const THIRD_PREFIX: &str = "203.0.113.192/26";
 const THIRD_RLOC: &str = "198.51.100.20";
 
 fn can_run(test: &str) -> bool {
-    if lab::ensure_root().is_err() {
-        eprintln!("SKIPPED {test}: needs root (network namespaces, FRR)");
-        return false;
-    }
-    for p in [
-        "/usr/lib/frr/zebra",
-        "/usr/lib/frr/staticd",
-        "/usr/lib/frr/bgpd",
-        "/usr/bin/vtysh",
-    ] {
-        if !Path::new(p).exists() {
-            eprintln!("SKIPPED {test}: {p} missing (Debian package frr)");
-            return false;
+    match lab::unavailable(&["zebra", "staticd", "bgpd"]) {
+        Some(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
         }
+        None => true,
     }
-    true
 }
 
 /// The folder of this crate's binaries (target/<profile>).
@@ -444,6 +435,43 @@ impl Run {
         .unwrap();
     }
 
+    /// Restarts `node`'s agent and waits until it holds the same agreements
+    /// as before and still sees the peer `contact` (serving `space`) over BGP
+    /// as "agreed". Returns how long after the stop the agreements were back.
+    fn restart_keeping_agreements(&self, node: &str, contact: &str, space: &str) -> Duration {
+        let keys = self.agreement_keys(node);
+        let t = Instant::now();
+        self.restart_agent(node);
+        lab::wait_until(
+            &format!("{node}'s agreements after its restart"),
+            LONG,
+            || {
+                let k = self.agreement_keys(node);
+                if k == keys {
+                    Ok(())
+                } else {
+                    Err(format!("{k:?}"))
+                }
+            },
+        )
+        .unwrap();
+        let reloaded = t.elapsed();
+        lab::wait_until(
+            &format!("{node} to learn {contact} again and keep the agreement"),
+            LONG,
+            || {
+                let s = self.peer_state(node, contact);
+                if self.bgp_system(node, contact, space).is_some() && s == "agreed" {
+                    Ok(())
+                } else {
+                    Err(s)
+                }
+            },
+        )
+        .unwrap();
+        reloaded
+    }
+
     /// Starts another ETR of AS65002 on h2, registering `prefix` with r2.
     fn spawn_etr(&self, name: &str, rloc: &str, prefix: &str) {
         let dir = self.state.path().join("h2");
@@ -739,30 +767,8 @@ fn two_mapping_systems_interconnect_over_real_frr() {
     );
     let cpnp1 = r.cpnp("r1");
     let t = Instant::now();
-    r.restart_agent("r2");
-    lab::wait_until("r2's agreements after its restart", LONG, || {
-        let k = r.agreement_keys("r2");
-        if k == keys2 {
-            Ok(())
-        } else {
-            Err(format!("{k:?}"))
-        }
-    })
-    .unwrap();
-    let reloaded = t.elapsed();
-    lab::wait_until(
-        "r2 to learn AS65001 again and keep the agreement",
-        LONG,
-        || {
-            let s = r.peer_state("r2", R1);
-            if r.bgp_system("r2", R1, AS1_SPACE).is_some() && s == "agreed" {
-                Ok(())
-            } else {
-                Err(s)
-            }
-        },
-    )
-    .unwrap();
+    let reloaded = r.restart_keeping_agreements("r2", R1, AS1_SPACE);
+    assert_eq!(r.agreement_keys("r2"), keys2);
     let v1 = r.wait_resolved(ETR_EID);
     let v2 = r.wait_resolved(NEW_EID);
     assert_eq!(locators(&v1["mapping"]), vec![ETR_RLOC]);
@@ -824,30 +830,8 @@ fn two_mapping_systems_interconnect_over_real_frr() {
     let keys1 = r.agreement_keys("r1");
     let cpnp2 = r.cpnp("r2");
     let t = Instant::now();
-    r.restart_agent("r1");
-    lab::wait_until("r1's agreements after its restart", LONG, || {
-        let k = r.agreement_keys("r1");
-        if k == keys1 {
-            Ok(())
-        } else {
-            Err(format!("{k:?}"))
-        }
-    })
-    .unwrap();
-    let reloaded = t.elapsed();
-    lab::wait_until(
-        "r1 to learn AS65002 again and keep the agreement",
-        LONG,
-        || {
-            let s = r.peer_state("r1", R2);
-            if r.bgp_system("r1", R2, AS2_SPACE).is_some() && s == "agreed" {
-                Ok(())
-            } else {
-                Err(s)
-            }
-        },
-    )
-    .unwrap();
+    let reloaded = r.restart_keeping_agreements("r1", R2, AS2_SPACE);
+    assert_eq!(r.agreement_keys("r1"), keys1);
     lab::wait_until("AS65001's copy rebuilt after r1's restart", LONG, || {
         r.in_copy("r1", ETR_PREFIX, R2)
     })

@@ -160,6 +160,22 @@ impl Addr {
     }
 }
 
+/// Loopback or a documentation range (192.0.2.0/24, 198.51.100.0/24,
+/// 203.0.113.0/24, 2001:db8::/32): the only addresses our load and probe
+/// tools may send to.
+pub fn is_lab_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || o[..3] == [192, 0, 2]
+                || o[..3] == [198, 51, 100]
+                || o[..3] == [203, 0, 113]
+        }
+        IpAddr::V6(a) => a.is_loopback() || a.segments()[..2] == [0x2001, 0x0db8],
+    }
+}
+
 impl From<IpAddr> for Addr {
     fn from(ip: IpAddr) -> Self {
         match ip {
@@ -534,6 +550,29 @@ impl std::str::FromStr for EidPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lab_addresses_are_loopback_and_documentation_ranges() {
+        for ok in [
+            "127.0.0.1",
+            "192.0.2.9",
+            "198.51.100.1",
+            "203.0.113.255",
+            "::1",
+            "2001:db8::1",
+        ] {
+            assert!(is_lab_address(ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "192.0.3.1",
+            "198.51.101.1",
+            "8.8.8.8",
+            "2001:db9::1",
+            "fe80::1",
+        ] {
+            assert!(!is_lab_address(no.parse().unwrap()), "{no}");
+        }
+    }
 
     fn roundtrip(a: LispAddr) {
         let mut v = Vec::new();

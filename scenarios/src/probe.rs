@@ -38,21 +38,6 @@ struct RoundLine {
     results: Vec<Option<Answer>>,
 }
 
-/// Loopback and the documentation ranges only: the prober never sends
-/// anywhere else.
-pub fn allowed(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            a.is_loopback()
-                || o[..3] == [192, 0, 2]
-                || o[..3] == [198, 51, 100]
-                || o[..3] == [203, 0, 113]
-        }
-        IpAddr::V6(a) => a.is_loopback() || a.segments()[..2] == [0x2001, 0x0db8],
-    }
-}
-
 /// What the prober sends.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -78,7 +63,8 @@ impl Prober {
     fn new(cfg: ProbeConfig) -> Result<Prober> {
         for a in cfg.map_resolvers.iter().chain([&cfg.src, &cfg.eid]) {
             ensure!(
-                allowed(*a),
+                // The prober never sends outside loopback and the documentation ranges.
+                lisp_msx_proto::addr::is_lab_address(*a),
                 "{a} is outside loopback and the documentation ranges"
             );
             ensure!(

@@ -9,21 +9,10 @@ use std::time::{Duration, Instant};
 
 use lisp_msx_scenarios::fig6;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn fig6_reduced_orders_msx_before_ddt() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED fig6_reduced_orders_msx_before_ddt: needs root (network namespaces); run scripts/test.sh as root"
-        );
+    if let Some(why) = lab::unavailable(&[]) {
+        eprintln!("SKIPPED fig6_reduced_orders_msx_before_ddt: {why}");
         return;
     }
     // This package's binary (the prober) and its siblings (lisp-agent) are in

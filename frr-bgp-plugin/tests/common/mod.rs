@@ -10,32 +10,15 @@ use std::time::Duration;
 /// Generous: the machine has 2 cores and may be busy building.
 pub const T: Duration = Duration::from_secs(60);
 
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// True when a test that needs root and FRR can run; otherwise says why not.
 pub fn can_run_lab(test: &str) -> bool {
-    if !is_root() {
-        eprintln!("SKIPPED {test}: needs root (network namespaces, FRR); run as root");
-        return false;
-    }
-    for p in [
-        "/usr/lib/frr/bgpd",
-        "/usr/lib/frr/zebra",
-        "/usr/lib/frr/staticd",
-    ] {
-        if !Path::new(p).exists() {
-            eprintln!("SKIPPED {test}: {p} missing (Debian package frr)");
-            return false;
+    match lab::unavailable(&["bgpd", "zebra", "staticd"]) {
+        Some(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
         }
+        None => true,
     }
-    true
 }
 
 /// The plugin under test.

@@ -32,6 +32,15 @@ struct PeerView {
 /// a safety net rather than the freshness mechanism).
 pub const BULK_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// What an agreement covers, as Map-Bulk/Map-Subscribe filters.
+fn agreement_filters(a: &negotiation::Agreement) -> Vec<lisp_msx_proto::msx::Filter> {
+    a.service
+        .eid_prefixes
+        .iter()
+        .map(|p| lisp_msx_proto::msx::Filter::Prefix(*p))
+        .collect()
+}
+
 /// The MSX role inside the reactor: owns the negotiation, tracks peers.
 pub struct MsxRole {
     pub neg: Negotiator,
@@ -156,12 +165,7 @@ impl MsxRole {
                 let _ = jobs.send(bulk::BulkJob {
                     // The Map-Server itself serves Map-Bulk on the control port.
                     peer: contact,
-                    filters: a
-                        .service
-                        .eid_prefixes
-                        .iter()
-                        .map(|p| lisp_msx_proto::msx::Filter::Prefix(*p))
-                        .collect(),
+                    filters: agreement_filters(a),
                 });
             }
         }
@@ -190,12 +194,7 @@ impl MsxRole {
             .map(|a| subscribe::Want {
                 provider: a.service.mapping_system_contact,
                 agreement: a.key(),
-                filters: a
-                    .service
-                    .eid_prefixes
-                    .iter()
-                    .map(|p| lisp_msx_proto::msx::Filter::Prefix(*p))
-                    .collect(),
+                filters: agreement_filters(a),
                 immediate: !a.service.services.bulk,
             })
             .collect()
@@ -249,10 +248,6 @@ impl MsxRole {
         }
         self.publisher
             .publish(now, deltas, self.local_as, &self.psk)
-    }
-
-    pub fn psk(&self) -> &[u8] {
-        &self.psk
     }
 
     /// Subscription timers: retransmissions, renewals, expiry.

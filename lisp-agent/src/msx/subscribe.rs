@@ -256,7 +256,6 @@ pub struct SubscribeOutcome {
     /// not know): the caller passes the matching records to [`Publisher::push_all`].
     pub snapshot_for: Option<(IpAddr, u32)>,
     pub result: SubscribeResult,
-    pub installed: usize,
 }
 
 pub struct Publisher {
@@ -350,10 +349,6 @@ impl Publisher {
         out
     }
 
-    pub fn len(&self) -> usize {
-        self.subs.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.subs.is_empty()
     }
@@ -408,32 +403,20 @@ impl Publisher {
             });
             return Ok(outcome);
         };
-        let requested: Vec<Filter> = m
-            .filters
-            .iter()
-            .flat_map(|f| match f {
-                // "Everything": everything the agreement covers.
-                Filter::Any => allowed
-                    .prefixes
-                    .iter()
-                    .map(|p| Filter::Prefix(*p))
-                    .collect(),
-                Filter::As(a) if *a == allowed.local_as => allowed
-                    .prefixes
-                    .iter()
-                    .map(|p| Filter::Prefix(*p))
-                    .collect(),
-                other => vec![other.clone()],
-            })
-            .collect();
-        let requested = if m.filters.is_empty() && m.expiry != 0 {
-            allowed
-                .prefixes
-                .iter()
-                .map(|p| Filter::Prefix(*p))
-                .collect()
+        // "Everything" (the Any filter, our AS, or no filter in a
+        // subscription): everything the agreement covers.
+        let everything = || allowed.prefixes.iter().map(|p| Filter::Prefix(*p));
+        let requested: Vec<Filter> = if m.filters.is_empty() && m.expiry != 0 {
+            everything().collect()
         } else {
-            requested
+            m.filters
+                .iter()
+                .flat_map(|f| match f {
+                    Filter::Any => everything().collect(),
+                    Filter::As(a) if *a == allowed.local_as => everything().collect(),
+                    other => vec![other.clone()],
+                })
+                .collect()
         };
 
         if m.expiry == 0 {
@@ -547,7 +530,6 @@ impl Publisher {
             SubscribeResult::SUCCESS
         };
         outcome.result = ack.result;
-        outcome.installed = sub.filters.len();
         if sub.filters.is_empty() {
             self.subs.remove(&key);
         } else {
@@ -562,7 +544,7 @@ impl Publisher {
             via: Some(via),
             bytes: sign_subscribe(&ack, subtype, psk)?,
         });
-        if !sub_gone(&self.subs, key) {
+        if self.subs.contains_key(&key) {
             if m.immediate {
                 // Everything follows (the caller takes the snapshot).
                 outcome.snapshot_for = Some(key);
@@ -708,10 +690,6 @@ impl Publisher {
     }
 }
 
-fn sub_gone(subs: &BTreeMap<(IpAddr, u32), ProvidedSub>, key: (IpAddr, u32)) -> bool {
-    !subs.contains_key(&key)
-}
-
 // -------------------------------------------------------------- subscriber
 
 #[derive(Debug, Clone, PartialEq)]
@@ -789,32 +767,6 @@ impl Subscriber {
         }
     }
 
-    fn request(
-        &self,
-        s: &WantedSub,
-        subtype: u16,
-        psk: &[u8],
-        expiry: u32,
-    ) -> Result<Out, Refused> {
-        let m = MapSubscribe {
-            unsolicited: true,
-            bulk: true,
-            immediate: s.immediate,
-            itr_id: self.itr_id,
-            nonce: s.nonce,
-            key_id: MSX_KEY_ID,
-            alg: AuthAlg::HMAC_SHA256_128,
-            expiry,
-            filters: s.filters.clone(),
-            ..Default::default()
-        };
-        Ok(Out {
-            to: s.provider,
-            via: None,
-            bytes: sign_subscribe(&m, subtype, psk)?,
-        })
-    }
-
     /// Brings the subscriptions in line with `wanted`: new ones are
     /// requested, ones no longer wanted are cancelled (expiry 0).
     pub fn sync(&mut self, now: Instant, wanted: Vec<Want>, subtype: u16, psk: &[u8]) -> Vec<Out> {
@@ -828,7 +780,7 @@ impl Subscriber {
         for p in gone {
             if let Some(s) = self.subs.remove(&p)
                 && matches!(s.state, State::Active { .. })
-                && let Ok(o) = self.request(&s, subtype, psk, 0)
+                && let Ok(o) = s.request(self.itr_id, subtype, psk, 0)
             {
                 out.push(o);
             }
@@ -860,7 +812,7 @@ impl Subscriber {
                 granted_filters: Vec::new(),
                 epoch: None,
             };
-            if let Ok(o) = self.request(&s, subtype, psk, self.cfg.expiry_secs) {
+            if let Ok(o) = s.request(self.itr_id, subtype, psk, self.cfg.expiry_secs) {
                 out.push(o);
             }
             self.subs.insert(w.provider, s);
@@ -878,7 +830,8 @@ impl Subscriber {
 
     /// Starts logging deltas of `provider` (a bulk copy was requested).
     pub fn bulk_requested(&mut self, provider: IpAddr) {
-        self.since_bulk.insert(provider, Vec::new());
+        // A copy already on its way keeps its (older, so larger) log.
+        self.since_bulk.entry(provider).or_default();
     }
 
     /// The deltas to apply again on top of a bulk copy that just landed.
@@ -926,24 +879,7 @@ impl Subscriber {
                 tries: 1,
                 next: now + SUBSCRIBE_RETRY,
             };
-            let s = s.clone_for_request();
-            let m = MapSubscribe {
-                unsolicited: true,
-                bulk: true,
-                immediate: s.immediate,
-                itr_id: itr,
-                nonce: s.nonce,
-                key_id: MSX_KEY_ID,
-                alg: AuthAlg::HMAC_SHA256_128,
-                expiry: expiry_default,
-                filters: s.filters.clone(),
-                ..Default::default()
-            };
-            return Ok(vec![Out {
-                to: s.provider,
-                via: None,
-                bytes: sign_subscribe(&m, subtype, psk)?,
-            }]);
+            return Ok(vec![s.request(itr, subtype, psk, expiry_default)?]);
         }
         match m.result {
             SubscribeResult::PROHIBITED => {
@@ -1045,8 +981,7 @@ impl Subscriber {
             s.epoch = Some(epoch);
             s.restart_immediate(now);
             publication.resync = true;
-            let s2 = s.clone_for_request();
-            if let Ok(o) = self.request(&s2, subtype, psk, self.cfg.expiry_secs) {
+            if let Ok(o) = s.request(self.itr_id, subtype, psk, self.cfg.expiry_secs) {
                 publication.out.push(o);
             }
             return Ok(publication);
@@ -1076,6 +1011,7 @@ impl Subscriber {
 
     /// Retries, renewals and backoff ends.
     pub fn tick(&mut self, now: Instant, subtype: u16, psk: &[u8]) -> Vec<Out> {
+        let (itr, expiry) = (self.itr_id, self.cfg.expiry_secs);
         let mut send = Vec::new();
         for s in self.subs.values_mut() {
             match s.state.clone() {
@@ -1090,31 +1026,29 @@ impl Subscriber {
                             tries: tries + 1,
                             next: now + SUBSCRIBE_RETRY,
                         };
-                        send.push(s.clone_for_request());
+                        send.extend(s.request(itr, subtype, psk, expiry).ok());
                     }
                 }
                 State::Active { expires, .. } if expires <= now => {
                     // Expired without a renewal answered: everything again.
                     s.restart_immediate(now);
-                    send.push(s.clone_for_request());
+                    send.extend(s.request(itr, subtype, psk, expiry).ok());
                 }
                 State::Active { expires, renew } if renew <= now => {
                     s.state = State::Active {
                         expires,
                         renew: now + SUBSCRIBE_RETRY * 5,
                     };
-                    send.push(s.clone_for_request());
+                    send.extend(s.request(itr, subtype, psk, expiry).ok());
                 }
                 State::Waiting { until: Some(t), .. } if t <= now => {
                     s.restart_immediate(now);
-                    send.push(s.clone_for_request());
+                    send.extend(s.request(itr, subtype, psk, expiry).ok());
                 }
                 _ => {}
             }
         }
-        send.iter()
-            .filter_map(|s| self.request(s, subtype, psk, self.cfg.expiry_secs).ok())
-            .collect()
+        send
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -1161,23 +1095,25 @@ impl Subscriber {
 }
 
 impl WantedSub {
-    /// The fields a request needs (the borrow checker keeps `self` apart).
-    fn clone_for_request(&self) -> WantedSub {
-        WantedSub {
-            provider: self.provider,
-            agreement: self.agreement.clone(),
-            filters: self.filters.clone(),
-            nonce: self.nonce,
+    /// This subscription's Map-Subscribe (`expiry` 0: cancel it).
+    fn request(&self, itr_id: u32, subtype: u16, psk: &[u8], expiry: u32) -> Result<Out, Refused> {
+        let m = MapSubscribe {
+            unsolicited: true,
+            bulk: true,
             immediate: self.immediate,
-            state: self.state.clone(),
-            next_seq: self.next_seq,
-            result: self.result,
-            records: 0,
-            updates: 0,
-            last_update_ms: 0,
-            granted_filters: Vec::new(),
-            epoch: self.epoch,
-        }
+            itr_id,
+            nonce: self.nonce,
+            key_id: MSX_KEY_ID,
+            alg: AuthAlg::HMAC_SHA256_128,
+            expiry,
+            filters: self.filters.clone(),
+            ..Default::default()
+        };
+        Ok(Out {
+            to: self.provider,
+            via: None,
+            bytes: sign_subscribe(&m, subtype, psk)?,
+        })
     }
 
     /// Starts over with a new subscription asking for everything.
@@ -1219,6 +1155,17 @@ mod tests {
 
     fn decode(o: &Out) -> LispMessage {
         LispMessage::decode_with(&o.bytes, &cp()).unwrap()
+    }
+
+    /// `m` signed with `psk`, and the message as a receiver decodes it.
+    fn signed(m: &MapSubscribe, psk: &[u8]) -> (MapSubscribe, Vec<u8>) {
+        let mut m = m.clone();
+        m.auth_data.clear();
+        let bytes = m.encode_signed(cp().subscribe, psk).unwrap();
+        match LispMessage::decode_with(&bytes, &cp()).unwrap() {
+            LispMessage::Extension(ExtMessage::Subscribe(m)) => (m, bytes),
+            other => panic!("not a Map-Subscribe: {other:?}"),
+        }
     }
 
     fn ack_of(o: &Out) -> MapSubscribe {
@@ -1456,13 +1403,7 @@ mod tests {
                 filters,
                 ..Default::default()
             };
-            let bytes = m.encode_signed(cp().subscribe, psk).unwrap();
-            let LispMessage::Extension(ExtMessage::Subscribe(m)) =
-                LispMessage::decode_with(&bytes, &cp()).unwrap()
-            else {
-                unreachable!()
-            };
-            (m, bytes)
+            signed(&m, psk)
         };
         let run = |p: &mut Publisher, m: &MapSubscribe, bytes: &[u8]| {
             p.on_subscribe(
@@ -1527,13 +1468,7 @@ mod tests {
         // Expiry 0 with no filters: unsubscribed.
         let mut m0 = ask(vec![], 2, PSK).0;
         m0.expiry = 0;
-        m0.auth_data.clear();
-        let b0 = m0.encode_signed(cp().subscribe, PSK).unwrap();
-        let LispMessage::Extension(ExtMessage::Subscribe(m0)) =
-            LispMessage::decode_with(&b0, &cp()).unwrap()
-        else {
-            unreachable!()
-        };
+        let (m0, b0) = signed(&m0, PSK);
         run(&mut p, &m0, &b0).unwrap();
         assert!(p.is_empty());
         // Without an agreement: PROHIBITED.
@@ -1575,13 +1510,7 @@ mod tests {
         let mut redirect = ack.clone();
         redirect.itr_id = req.itr_id;
         redirect.nonce = req.nonce;
-        redirect.auth_data.clear();
-        let rb = redirect.encode_signed(cp().subscribe, PSK).unwrap();
-        let LispMessage::Extension(ExtMessage::Subscribe(redirect)) =
-            LispMessage::decode_with(&rb, &cp()).unwrap()
-        else {
-            unreachable!()
-        };
+        let (redirect, rb) = signed(&redirect, PSK);
         let again = s
             .on_ack(
                 now,

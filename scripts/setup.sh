@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what lisp-msx needs on Debian 12 (idempotent; root or sudo).
 # Debian packages: FRR 8.4 (the routers of the lab), tshark (our independent
-# decoder), iproute2 (namespaces), protoc (API codegen), a C toolchain.
+# decoder), iperf3 (data-plane throughput), iproute2 (namespaces), protoc (API codegen), a C toolchain.
 # Rust: the stable toolchain via rustup when cargo is missing or too old.
 set -euo pipefail
 
 need_pkgs=()
-for pkg in frr tshark iproute2 iputils-ping protobuf-compiler build-essential pkg-config ca-certificates curl procps; do
+for pkg in frr tshark iperf3 iproute2 iputils-ping protobuf-compiler build-essential pkg-config ca-certificates curl procps; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -18,6 +18,8 @@ pub struct PingStats {
     pub received: u32,
     /// Every RTT measured, in order.
     pub rtts: Vec<Duration>,
+    /// Sequence numbers (from 1) that got no reply.
+    pub lost: Vec<u32>,
 }
 
 impl PingStats {
@@ -62,6 +64,7 @@ pub fn ping_in(
             sent: 0,
             received: 0,
             rtts: Vec::new(),
+            lost: Vec::new(),
         };
         let mut buf = [0u8; 2048];
         let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize + 1];
@@ -109,6 +112,9 @@ pub fn ping_in(
             stats.sent += 1;
         }
         receive_until(Instant::now() + reply_timeout, &mut sent_at, &mut stats)?;
+        stats.lost = (1..=count)
+            .filter(|&seq| sent_at[seq as usize].is_some())
+            .collect();
         Ok(stats)
     })
     .join()

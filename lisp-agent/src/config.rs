@@ -42,6 +42,7 @@ pub struct Config {
     pub ddt: Option<DdtConfig>,
     pub xtr: Option<XtrConfig>,
     pub msx: Option<MsxConfig>,
+    pub data_plane: Option<crate::dataplane::DataPlaneConfig>,
     /// Where the file came from (set by [`Config::load`]).
     #[serde(skip)]
     pub path: PathBuf,
@@ -412,6 +413,10 @@ pub struct XtrConfig {
     /// RLOC-probe interval in seconds (0 = no probing).
     #[serde(default)]
     pub rloc_probe_interval_secs: u64,
+    /// The same in milliseconds (wins when set; at least 100): a locator is
+    /// marked down after 3 unanswered probes, so this bounds failover time.
+    #[serde(default)]
+    pub rloc_probe_interval_ms: u64,
     #[serde(default)]
     pub xtr_id: Option<u128>,
     #[serde(default)]
@@ -488,6 +493,15 @@ impl Config {
                 "-",
                 "no role configured: add [map_server], [map_resolver], [ddt] or [xtr]",
             ));
+        }
+        if let Some(dp) = &self.data_plane {
+            dp.validate().map_err(|(k, r)| self.err(k, r))?;
+            if dp.assist_service && self.map_server.is_none() {
+                return Err(self.err(
+                    "data_plane.assist_service",
+                    "mapping-system assist needs [map_server] (it forwards to registered ETRs)",
+                ));
+            }
         }
         if let Some(ms) = &self.map_server {
             let mut names = std::collections::HashSet::new();
@@ -585,6 +599,9 @@ impl Config {
                         "must be natively-forward, send-map-request, drop or no-action",
                     ));
                 }
+            }
+            if x.rloc_probe_interval_ms > 0 && x.rloc_probe_interval_ms < 100 {
+                return Err(self.err("xtr.rloc_probe_interval_ms", "must be at least 100"));
             }
             if x.register_interval_secs == 0 {
                 return Err(self.err("xtr.register_interval_secs", "must be positive"));

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dataplane;
 pub mod ddt;
 pub mod discovery;
 pub mod mapping;

@@ -134,10 +134,32 @@ fn run(
     };
     let ext_codepoints = cfg.agent.extensions;
     let reactor_stats = stats.clone();
-    // Built on its own thread: the batched-I/O headers are not Send.
+    // Built on its own thread: the batched-I/O headers are not Send. The
+    // data plane (TUN device, UDP 4341) starts there too; a failure stops the start.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let control = std::thread::Builder::new()
         .name("lisp-control".into())
-        .spawn(move || Reactor::new(cfg, socks, inbox, reactor_stats, msx).run())?;
+        .spawn(move || {
+            let dp = match &cfg.data_plane {
+                Some(d) => match lisp_agent::dataplane::DataPlane::start(
+                    d,
+                    &cfg.agent.listen,
+                    reactor_stats.clone(),
+                ) {
+                    Ok(dp) => Some(dp),
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let _ = started_tx.send(Ok(()));
+            Reactor::new(cfg, socks, inbox, reactor_stats, msx, dp).run()
+        })?;
+    started_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the control thread stopped while starting"))??;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

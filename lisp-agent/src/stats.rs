@@ -64,6 +64,29 @@ counters! {
     msx_subscribe_ack_rx => "msx.subscribe-ack.rx", "Map-Subscribe-Acks accepted (as a subscriber)";
     msx_publication_rx => "msx.publication.rx", "subscription publications received and acknowledged";
     msx_unmatched => "msx.unmatched", "subscription messages matching no subscription (dropped)";
+    dp_encapsulated => "data-plane.encapsulated", "packets encapsulated (ITR)";
+    dp_encapsulated_bytes => "data-plane.encapsulated-bytes", "inner bytes encapsulated (ITR)";
+    dp_decapsulated => "data-plane.decapsulated", "packets decapsulated and delivered (ETR, PETR)";
+    dp_decapsulated_bytes => "data-plane.decapsulated-bytes", "inner bytes decapsulated (ETR, PETR)";
+    dp_miss => "data-plane.miss", "packets whose destination missed the map-cache";
+    dp_assisted => "data-plane.assisted", "missed packets handed to a mapping-system assist Map-Server";
+    dp_assist_forwarded => "data-plane.assist-forwarded", "packets forwarded to the registered ETR (assist service)";
+    dp_queued => "data-plane.queued", "missed packets queued until their mapping arrived";
+    dp_petr => "data-plane.petr", "packets sent to a Proxy-ETR (negative entry, natively-forward)";
+    dp_drop_miss => "data-plane.drop.miss", "packets dropped on a map-cache miss";
+    dp_drop_negative => "data-plane.drop.negative", "packets dropped by a negative entry's action";
+    dp_drop_no_petr => "data-plane.drop.no-petr", "natively-forward packets dropped: no Proxy-ETR configured";
+    dp_drop_no_locator => "data-plane.drop.no-usable-locator", "packets dropped: every locator down or priority 255";
+    dp_drop_no_rloc_family => "data-plane.drop.no-rloc-family", "packets dropped: no local RLOC of the locator's family";
+    dp_drop_not_ours => "data-plane.drop.not-our-eid", "decapsulated packets for EIDs this ETR does not serve";
+    dp_drop_malformed => "data-plane.drop.malformed", "malformed data packets (header or inner IP)";
+    dp_drop_queue_full => "data-plane.drop.queue-full", "missed packets dropped: queue full";
+    dp_drop_queue_timeout => "data-plane.drop.queue-timeout", "queued packets dropped: mapping not resolved in time";
+    dp_drop_sync_pending => "data-plane.drop.sync-pending", "packets dropped while a recovering ITR pulls its peers' caches";
+    dp_drop_not_unicast => "data-plane.drop.not-unicast", "packets to multicast or link-local destinations (not resolved)";
+    dp_drop_no_itr => "data-plane.drop.no-itr", "packets read from the TUN device with the ITR role off";
+    dp_drop_send => "data-plane.drop.send-error", "encapsulated packets the kernel refused";
+    dp_drop_tun_write => "data-plane.drop.tun-write-error", "decapsulated packets the TUN device refused";
 }
 
 /// Latency histogram (microseconds), Prometheus-style cumulative buckets.

@@ -800,13 +800,25 @@ pub fn render_data_plane(reply: &api::DataPlaneStatistics) -> String {
         reply.decapsulated, reply.bytes_decapsulated
     );
     let _ = writeln!(out, "  Map-cache misses:  {}", reply.misses);
+    let counters: BTreeMap<_, _> = reply.counters.iter().filter(|(_, n)| **n > 0).collect();
+    for (name, n) in counters {
+        let _ = writeln!(out, "  {:<19}{n}", format!("{}:", capitalize(name)));
+    }
     let drops: BTreeMap<_, _> = reply.drops.iter().collect();
     let total: u64 = drops.values().copied().sum();
     let _ = writeln!(out, "  Drops:             {total}");
-    for (reason, n) in drops {
+    // Causes that never happened are left out (the JSON has them all).
+    for (reason, n) in drops.into_iter().filter(|(_, n)| **n > 0) {
         let _ = writeln!(out, "    {reason:<24}{n:>12}");
     }
     out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// `clear lisp map-cache`.

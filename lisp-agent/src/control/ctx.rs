@@ -1,8 +1,9 @@
 //! What a role handler gets to act: the clock, the outbox, statistics and
 //! the event sink. Handlers never touch sockets directly.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Instant, SystemTime};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime};
 
 use lisp_msx_proto::LispMessage;
 use lisp_msx_proto::api;
@@ -20,10 +21,59 @@ pub struct Incoming {
     pub local: SocketAddr,
 }
 
+/// With several sockets of one family (an xTR with two RLOCs), the one to
+/// send from is the one the kernel would pick as source towards the
+/// destination: a message leaving by another uplink with the address of a
+/// failed one would have its answer lost. Looked up with a connected UDP
+/// socket (no packet is sent) and remembered for a second.
+#[derive(Default)]
+pub struct SourceCache {
+    map: HashMap<IpAddr, (Option<usize>, Instant)>,
+}
+
+const SOURCE_TTL: Duration = Duration::from_secs(1);
+
+impl SourceCache {
+    fn pick(&mut self, socks: &[ControlSocket], dest: &SocketAddr, now: Instant) -> Option<usize> {
+        let same_family = socks
+            .iter()
+            .filter(|s| s.local.is_ipv4() == dest.is_ipv4())
+            .count();
+        if same_family <= 1 {
+            return socket_for(socks, dest, None);
+        }
+        if let Some((i, t)) = self.map.get(&dest.ip())
+            && now.duration_since(*t) < SOURCE_TTL
+        {
+            return i.or_else(|| socket_for(socks, dest, None));
+        }
+        if self.map.len() > 4096 {
+            self.map.clear();
+        }
+        let src = kernel_source(dest);
+        let i = src.and_then(|ip| socks.iter().position(|s| s.local.ip() == ip));
+        self.map.insert(dest.ip(), (i, now));
+        i.or_else(|| socket_for(socks, dest, None))
+    }
+}
+
+/// The source address the kernel's routing chooses towards `dest`.
+fn kernel_source(dest: &SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if dest.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(any).ok()?;
+    s.connect(dest).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
 pub struct Ctx<'a> {
     pub now: Instant,
     pub out: &'a mut Outbox,
     pub socks: &'a [ControlSocket],
+    pub sources: &'a mut SourceCache,
     pub stats: &'a Stats,
     pub cp: ExtCodepoints,
     pub events: &'a mut Vec<mpsc::Sender<api::Event>>,
@@ -61,7 +111,7 @@ impl Ctx<'_> {
             {
                 s
             }
-            _ => match socket_for(self.socks, &dest, None) {
+            _ => match self.sources.pick(self.socks, &dest, self.now) {
                 Some(s) => s,
                 None => {
                     inc(&self.stats.counters.send_errors);
@@ -80,8 +130,10 @@ impl Ctx<'_> {
     }
 
     /// The local address we would send to `dest` from.
-    pub fn local_for(&self, dest: &SocketAddr) -> Option<IpAddr> {
-        socket_for(self.socks, dest, None).map(|i| self.socks[i].local.ip())
+    pub fn local_for(&mut self, dest: &SocketAddr) -> Option<IpAddr> {
+        self.sources
+            .pick(self.socks, dest, self.now)
+            .map(|i| self.socks[i].local.ip())
     }
 
     /// Publishes an event to `WatchEvents` subscribers (slow ones miss events).

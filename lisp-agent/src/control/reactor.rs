@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::control::ctx::{Ctx, Incoming};
 use crate::control::handle::{Input, ReactorInbox};
 use crate::control::io::{ControlSocket, Outbox, RecvBatch};
+use crate::dataplane::{DataPlane, Roles as DpRoles};
 use crate::ddt::DdtNode;
 use crate::discovery::Discovery;
 use crate::mr::MapResolver;
@@ -32,6 +33,7 @@ use crate::xtr::itr::{Itr, Waiter};
 /// The network side a handler acts through.
 struct Net {
     socks: Vec<ControlSocket>,
+    sources: crate::control::ctx::SourceCache,
     out: Outbox,
     stats: Arc<Stats>,
     events: Vec<mpsc::Sender<api::Event>>,
@@ -44,6 +46,7 @@ impl Net {
             now,
             out: &mut self.out,
             socks: &self.socks,
+            sources: &mut self.sources,
             stats: &self.stats,
             cp: self.cp,
             events: &mut self.events,
@@ -122,6 +125,7 @@ pub struct Reactor {
     recv: RecvBatch,
     roles: Roles,
     inbox: ReactorInbox,
+    dp: Option<DataPlane>,
 }
 
 fn local_ips(cfg: &Config) -> Vec<IpAddr> {
@@ -165,6 +169,7 @@ impl Reactor {
             Vec<crate::msx::negotiation::Agreement>,
             Option<tokio::sync::mpsc::UnboundedSender<crate::msx::bulk::BulkJob>>,
         )>,
+        dp: Option<DataPlane>,
     ) -> Reactor {
         let now = Instant::now();
         let local = local_ips(&cfg);
@@ -224,6 +229,7 @@ impl Reactor {
         let mut r = Reactor {
             net: Net {
                 socks,
+                sources: Default::default(),
                 out: Outbox::default(),
                 stats,
                 events: Vec::new(),
@@ -232,6 +238,7 @@ impl Reactor {
             recv: RecvBatch::default(),
             roles,
             inbox,
+            dp,
         };
         r.roles.local = r.roles.local_functions();
         // Agreements loaded from disk become routes at once.
@@ -256,6 +263,13 @@ impl Reactor {
                     .map(|s| PollFd::new(s.sock.as_fd(), PollFlags::POLLIN))
                     .collect();
                 fds.push(PollFd::new(self.inbox.wake.as_fd(), PollFlags::POLLIN));
+                if let Some(dp) = &self.dp {
+                    fds.extend(
+                        dp.fds()
+                            .into_iter()
+                            .map(|f| PollFd::new(f, PollFlags::POLLIN)),
+                    );
+                }
                 let ms = timeout.as_millis().min(1000) as u16;
                 // Sub-millisecond deadlines round up to 1 ms rather than spin.
                 let t = if timeout.is_zero() {
@@ -275,7 +289,8 @@ impl Reactor {
                     }
                 }
             };
-            if *ready.last().unwrap_or(&false) {
+            let n_socks = self.net.socks.len();
+            if ready.get(n_socks).copied().unwrap_or(false) {
                 self.inbox.clear();
                 if !self.drain_inbox() {
                     break;
@@ -286,12 +301,42 @@ impl Reactor {
                     self.read_socket(i);
                 }
             }
+            // Data plane: the TUN device, then the UDP 4341 sockets.
+            let dp_ready = ready.get(n_socks + 1..).unwrap_or(&[]).to_vec();
+            self.run_data_plane(&dp_ready);
             let now = Instant::now();
             let mut ctx = self.net.ctx(now);
             self.roles.tick(&mut ctx);
             self.net.flush();
         }
         info!("control plane stopped");
+    }
+
+    /// Serves the data plane's ready descriptors (`ready[0]`: the TUN
+    /// device, then the data sockets), and its queue of packets waiting for
+    /// a mapping.
+    fn run_data_plane(&mut self, ready: &[bool]) {
+        let Some(dp) = &mut self.dp else { return };
+        let now = Instant::now();
+        let Roles { itr, etr, ms, .. } = &mut self.roles;
+        let local_eid = |k: &lisp_mapdb::Prefix| etr.as_ref().is_some_and(|e| e.covers(k));
+        let registered = |k: &lisp_mapdb::Prefix| ms.as_ref().and_then(|m| m.registered_answer(k));
+        let mut roles = DpRoles {
+            itr,
+            local_eid: &local_eid,
+            registered: &registered,
+        };
+        let mut ctx = self.net.ctx(now);
+        if ready.first().copied().unwrap_or(false) {
+            dp.read_tun(&mut roles, &mut ctx);
+        }
+        for i in 0..dp.socket_count() {
+            if ready.get(i + 1).copied().unwrap_or(false) {
+                dp.read_socket(i, &mut roles);
+            }
+        }
+        dp.service_queue(&mut roles, &mut ctx);
+        self.net.flush();
     }
 
     /// Reads and handles everything queued on socket `i`, a batch at a time.
@@ -339,6 +384,9 @@ impl Reactor {
                     let mut ctx = self.net.ctx(now);
                     self.roles.reload(&mut ctx, *cfg);
                     self.net.cp = self.roles.cfg.agent.extensions;
+                    if let (Some(dp), Some(c)) = (&mut self.dp, &self.roles.cfg.data_plane) {
+                        dp.reload(c);
+                    }
                 }
                 Input::BulkCopy { peer, records } => {
                     if let Some(mr) = &mut self.roles.mr {
@@ -908,7 +956,13 @@ impl Roles {
             Request::ShowSync => {
                 Response::Error("map-cache synchronization is not configured".into())
             }
-            Request::ShowDataPlane => Response::Error("the data plane is not running".into()),
+            Request::ShowDataPlane => {
+                if self.cfg.data_plane.is_some() {
+                    Response::DataPlane(DataPlane::show(ctx.stats))
+                } else {
+                    Response::Error("the data plane is not configured ([data_plane])".into())
+                }
+            }
             Request::ClearMapCache(r) => {
                 let prefix = if r.prefix.is_empty() {
                     None

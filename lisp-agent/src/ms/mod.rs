@@ -222,6 +222,13 @@ impl MapServer {
             .collect()
     }
 
+    /// The registered answer covering `key` (mapping-system assist forwards data with it).
+    pub fn registered_answer(&self, key: &Prefix) -> Option<EidRecord> {
+        self.registered
+            .longest_match_prefix(key)
+            .and_then(|(_, r)| r.answer())
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         Some(self.next_sweep)
     }

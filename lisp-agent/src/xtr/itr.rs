@@ -35,6 +35,15 @@ struct ProbeState {
     rtt: Option<Duration>,
 }
 
+/// How often locators are probed (None: never).
+fn probe_interval(cfg: &XtrConfig) -> Option<Duration> {
+    match (cfg.rloc_probe_interval_ms, cfg.rloc_probe_interval_secs) {
+        (0, 0) => None,
+        (0, s) => Some(Duration::from_secs(s)),
+        (ms, _) => Some(Duration::from_millis(ms)),
+    }
+}
+
 /// The usable locators of best (lowest) priority, for the data plane.
 pub fn best_locators(e: &CacheEntry) -> Vec<Locator> {
     let usable = |l: &Locator| l.reachable && l.priority != 255;
@@ -104,14 +113,14 @@ impl Itr {
             map_cache_limit: 0,
             max_ttl_secs: 0,
             rloc_probe_interval_secs: 0,
+            rloc_probe_interval_ms: 0,
             xtr_id: None,
             site_id: 0,
             accept_smr: true,
         });
         let mut itr = Itr {
             enabled,
-            next_probe: (cfg.rloc_probe_interval_secs > 0)
-                .then(|| now + Duration::from_secs(cfg.rloc_probe_interval_secs)),
+            next_probe: probe_interval(&cfg).map(|i| now + i),
             cfg,
             cache: MapCache::new(),
             interner: RlocInterner::new(),
@@ -281,11 +290,16 @@ impl Itr {
             return;
         };
         let mut req = MapRequest::new(nonce, EidPrefix::from(key), Addr::from(local));
-        let rlocs: Vec<Addr> = itr_rlocs
+        let mut rlocs: Vec<Addr> = itr_rlocs
             .iter()
             .filter(|a| a.ip().is_some_and(|ip| ip.is_ipv4() == local.is_ipv4()))
             .copied()
             .collect();
+        // The address we send from first: the answer goes to the first
+        // ITR-RLOC, and the one the kernel picked is the one that works now.
+        if let Some(i) = rlocs.iter().position(|a| a.ip() == Some(local)) {
+            rlocs[..=i].rotate_right(1);
+        }
         if !rlocs.is_empty() {
             req.itr_rlocs = rlocs.into_iter().take(32).collect();
         }
@@ -599,8 +613,7 @@ impl Itr {
         if let Some(t) = self.next_probe
             && t <= now
         {
-            self.next_probe =
-                Some(now + Duration::from_secs(self.cfg.rloc_probe_interval_secs.max(1)));
+            self.next_probe = probe_interval(&self.cfg).map(|i| now + i);
             self.probe_round(ctx);
         }
     }

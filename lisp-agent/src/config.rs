@@ -43,6 +43,8 @@ pub struct Config {
     pub xtr: Option<XtrConfig>,
     pub msx: Option<MsxConfig>,
     pub data_plane: Option<crate::dataplane::DataPlaneConfig>,
+    /// ITR map-cache synchronization with the site's other ITRs.
+    pub sync: Option<crate::sync::SyncConfig>,
     /// Where the file came from (set by [`Config::load`]).
     #[serde(skip)]
     pub path: PathBuf,
@@ -493,6 +495,16 @@ impl Config {
                 "-",
                 "no role configured: add [map_server], [map_resolver], [ddt] or [xtr]",
             ));
+        }
+        if let Some(sy) = &self.sync {
+            sy.validate()
+                .map_err(|(k, r)| self.err(format!("sync.{k}"), r))?;
+            if !self.xtr.as_ref().is_some_and(|x| x.itr) {
+                return Err(self.err(
+                    "sync",
+                    "synchronization shares an ITR's map-cache: needs [xtr] with itr = true",
+                ));
+            }
         }
         if let Some(dp) = &self.data_plane {
             dp.validate().map_err(|(k, r)| self.err(k, r))?;

@@ -21,4 +21,5 @@ pub mod mr;
 pub mod ms;
 pub mod msx;
 pub mod stats;
+pub mod sync;
 pub mod xtr;

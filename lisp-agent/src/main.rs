@@ -134,6 +134,35 @@ fn run(
     };
     let ext_codepoints = cfg.agent.extensions;
     let reactor_stats = stats.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    // Map-cache synchronization: the transport runs on tokio and reports to
+    // the reactor, which owns the engine.
+    let sync_out = match &cfg.sync {
+        Some(sy) => {
+            let tls = match &sy.tls {
+                Some(t) => Some(
+                    lisp_agent::msx::transport::Tls::load_section(t, "sync.tls")
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let h = handle.clone();
+            let deliver: lisp_agent::sync::transport::Deliver = Arc::new(move |ev| {
+                let _ = h.send(Input::Sync(ev));
+            });
+            let _rt = rt.enter();
+            Some(lisp_agent::sync::transport::spawn(
+                sy,
+                tls,
+                stats.clone(),
+                deliver,
+            )?)
+        }
+        None => None,
+    };
     // Built on its own thread: the batched-I/O headers are not Send. The
     // data plane (TUN device, UDP 4341) starts there too; a failure stops the start.
     let (started_tx, started_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
@@ -155,16 +184,12 @@ fn run(
                 None => None,
             };
             let _ = started_tx.send(Ok(()));
-            Reactor::new(cfg, socks, inbox, reactor_stats, msx, dp).run()
+            Reactor::new(cfg, socks, inbox, reactor_stats, msx, dp, sync_out).run()
         })?;
     started_rx
         .recv()
         .map_err(|_| anyhow::anyhow!("the control thread stopped while starting"))??;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -409,6 +409,7 @@ fn codepoints_are_configurable() {
         subscribe: 2000,
         bulk: 2001,
         solicit: 2002,
+        sync: 2003,
     };
     cp.validate().unwrap();
     let msg = LispMessage::Extension(ExtMessage::BulkRequest(MapBulkRequest {
@@ -427,11 +428,25 @@ fn codepoints_are_configurable() {
         ExtCodepoints {
             subscribe: 1,
             bulk: 1,
-            solicit: 2
+            solicit: 2,
+            sync: 3
         }
         .validate()
         .is_err()
     );
+    // Map-Sync (1027 by default) may not share Map-Solicit's sub-type.
+    assert!(
+        ExtCodepoints {
+            sync: 1026,
+            ..ExtCodepoints::default()
+        }
+        .validate()
+        .is_err()
+    );
+    // Configurations written before Map-Sync existed still parse.
+    let old: ExtCodepoints =
+        serde_json::from_str(r#"{"subscribe":1024,"bulk":1025,"solicit":1026}"#).unwrap();
+    assert_eq!(old.sync, 1027);
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub enum Input {
         peer: std::net::IpAddr,
         msg: Box<lisp_msx_proto::cpnp::CpnpMessage>,
     },
+    /// The map-cache synchronization transport reports.
+    Sync(crate::sync::SyncEvent),
     Shutdown,
 }
 

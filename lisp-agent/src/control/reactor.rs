@@ -118,6 +118,15 @@ struct Roles {
     next_discovery_check: Option<Instant>,
     /// Subscription datagrams produced outside a packet context.
     msx_out: Vec<crate::msx::subscribe::Out>,
+    /// ITR map-cache synchronization: the engine and its transport.
+    sync: Option<SyncRole>,
+}
+
+struct SyncRole {
+    engine: crate::sync::SyncEngine,
+    out: crate::sync::transport::SyncOutgoing,
+    /// The initial pull is over (or there is no set): the data plane forwards.
+    ready: bool,
 }
 
 pub struct Reactor {
@@ -170,6 +179,7 @@ impl Reactor {
             Option<tokio::sync::mpsc::UnboundedSender<crate::msx::bulk::BulkJob>>,
         )>,
         dp: Option<DataPlane>,
+        sync_out: Option<crate::sync::transport::SyncOutgoing>,
     ) -> Reactor {
         let now = Instant::now();
         let local = local_ips(&cfg);
@@ -184,7 +194,7 @@ impl Reactor {
             }
             _ => None,
         };
-        let roles = Roles {
+        let mut roles = Roles {
             ms: cfg
                 .map_server
                 .as_ref()
@@ -215,9 +225,22 @@ impl Reactor {
             scratch: MapRequest::default(),
             next_discovery_check: None,
             msx_out: Vec::new(),
+            sync: None,
             cfg,
         };
-        let mut roles = roles;
+        if let (Some(sy), Some(out)) = (roles.cfg.sync.clone(), sync_out) {
+            let member_id = sync_member_id(&sy, &roles.cfg.agent.name);
+            let t = crate::sync::Time::now();
+            roles.itr.sync_window = Some(u32::try_from(sy.refresh_window_secs).unwrap_or(u32::MAX));
+            let engine =
+                crate::sync::SyncEngine::new(sy, member_id, roles.cfg.agent.extensions.sync, t);
+            roles.sync = Some(SyncRole {
+                engine,
+                out,
+                ready: false,
+            });
+        }
+
         if let (Some(_), Some(ms)) = (&roles.msx, &mut roles.ms) {
             // Registration changes are published to subscribers.
             ms.track_changes = true;
@@ -243,6 +266,9 @@ impl Reactor {
         r.roles.local = r.roles.local_functions();
         // Agreements loaded from disk become routes at once.
         r.roles.apply_discovery(now);
+        let mut ctx = r.net.ctx(now);
+        r.roles.sync_pump(&mut ctx);
+        r.net.flush();
         r
     }
 
@@ -307,6 +333,7 @@ impl Reactor {
             let now = Instant::now();
             let mut ctx = self.net.ctx(now);
             self.roles.tick(&mut ctx);
+            self.roles.sync_pump(&mut ctx);
             self.net.flush();
         }
         info!("control plane stopped");
@@ -317,6 +344,7 @@ impl Reactor {
     /// a mapping.
     fn run_data_plane(&mut self, ready: &[bool]) {
         let Some(dp) = &mut self.dp else { return };
+        dp.ready = self.roles.sync.as_ref().is_none_or(|s| s.ready);
         let now = Instant::now();
         let Roles { itr, etr, ms, .. } = &mut self.roles;
         let local_eid = |k: &lisp_mapdb::Prefix| etr.as_ref().is_some_and(|e| e.covers(k));
@@ -399,6 +427,13 @@ impl Reactor {
                         }
                     }
                 }
+                Input::Sync(ev) => {
+                    if let Some(s) = &mut self.roles.sync {
+                        s.engine.on_event(ev, crate::sync::Time::now());
+                    }
+                    let mut ctx = self.net.ctx(now);
+                    self.roles.sync_pump(&mut ctx);
+                }
                 Input::Cpnp { peer, msg } => {
                     if let Some(m) = &mut self.roles.msx
                         && m.received(peer, *msg, now)
@@ -422,7 +457,93 @@ impl Reactor {
     }
 }
 
+/// A member id unique in the set: the sync address when it is IPv4, else a
+/// hash of it (or of the agent's name).
+fn sync_member_id(cfg: &crate::sync::SyncConfig, name: &str) -> u32 {
+    match cfg.listen {
+        Some(IpAddr::V4(a)) => u32::from(a),
+        other => {
+            let s = other.map_or_else(|| name.to_string(), |a| a.to_string());
+            s.bytes().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            })
+        }
+    }
+}
+
 impl Roles {
+    /// Hands the ITR's cache changes to the sync engine, runs it when due,
+    /// and carries out what it asks: installs, removals, Map-Solicits,
+    /// readiness; frames go to the transport.
+    fn sync_pump(&mut self, ctx: &mut Ctx<'_>) {
+        use crate::sync::{Action, ExpiryDecision, SyncKey, Time};
+        let Some(s) = &mut self.sync else { return };
+        let t = Time::now();
+        for (key, rec) in self.itr.installed.drain(..) {
+            let expiry = if rec.ttl == lisp_msx_proto::lisp::TTL_RECEIVER_DECIDES {
+                crate::sync::engine::NEVER
+            } else {
+                t.unix_ms + u64::from(rec.ttl) * 60_000
+            };
+            s.engine.local_upsert(rec, key.iid(), expiry, true, t);
+        }
+        for key in std::mem::take(&mut self.itr.refreshing) {
+            let sk = SyncKey::new(key.iid(), key.into());
+            if s.engine.on_expiry(sk, true, t) == ExpiryDecision::Refresh {
+                self.itr.resolve(ctx, key, None, false);
+            }
+        }
+        for key in self.itr.expired.drain(..) {
+            s.engine
+                .on_expiry(SyncKey::new(key.iid(), key.into()), false, t);
+        }
+        if s.engine.next_wakeup() <= t.now {
+            s.engine.tick(t);
+        }
+        for a in s.engine.drain_actions() {
+            if s.out.apply(&a) {
+                continue;
+            }
+            match a {
+                Action::Install {
+                    key,
+                    rec,
+                    expiry_unix_ms,
+                } => {
+                    let mut eid = key.eid;
+                    eid.addr.iid = (key.iid != 0).then(|| lisp_msx_proto::InstanceId::new(key.iid));
+                    if let Ok(p) = lisp_mapdb::Prefix::try_from(eid) {
+                        let valid = (expiry_unix_ms != crate::sync::engine::NEVER)
+                            .then(|| expiry_unix_ms.saturating_sub(t.unix_ms));
+                        self.itr.install_synced(p, &rec, valid, ctx);
+                    }
+                }
+                Action::Remove { key } => {
+                    let mut eid = key.eid;
+                    eid.addr.iid = (key.iid != 0).then(|| lisp_msx_proto::InstanceId::new(key.iid));
+                    if let Ok(p) = lisp_mapdb::Prefix::try_from(eid) {
+                        self.itr.cache.remove(&p);
+                    }
+                }
+                Action::SendSolicit { to, msg } => {
+                    let key = &s.engine.config().key;
+                    if let Ok(bytes) = crate::sync::encode_solicit(&msg, ctx.cp.solicit, key) {
+                        let dest =
+                            std::net::SocketAddr::new(to, lisp_msx_proto::lisp::CONTROL_PORT);
+                        ctx.send_bytes(dest, None, &bytes);
+                    }
+                }
+                Action::Ready => {
+                    if !s.ready {
+                        info!("map-cache synchronization ready: forwarding");
+                    }
+                    s.ready = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.ms.as_ref().and_then(MapServer::next_deadline),
@@ -437,6 +558,7 @@ impl Roles {
             self.msx
                 .as_ref()
                 .and_then(crate::msx::MsxRole::subscription_deadline),
+            self.sync.as_ref().map(|s| s.engine.next_wakeup()),
         ]
         .into_iter()
         .flatten()
@@ -747,6 +869,16 @@ impl Roles {
                 inc(&ctx.stats.counters.extension_rx);
                 self.on_subscribe(ctx, inc_, pkt, &m);
             }
+            LispMessage::Extension(lisp_msx_proto::msx::ExtMessage::Solicit(m)) => {
+                inc(&ctx.stats.counters.extension_rx);
+                match &mut self.sync {
+                    Some(s) => {
+                        s.engine
+                            .on_solicit(inc_.src.ip(), &m, pkt, crate::sync::Time::now())
+                    }
+                    None => inc(&ctx.stats.counters.unknown_type),
+                }
+            }
             LispMessage::Extension(_) => inc(&ctx.stats.counters.extension_rx),
             // Handled on the fast path before full decoding.
             LispMessage::MapRequest(_) | LispMessage::Ecm(_) => {}
@@ -953,9 +1085,12 @@ impl Roles {
                 Some(m) => Response::Msx(m.show(&r.what)),
                 None => Response::Error("LISP-MSX interconnection is not configured".into()),
             },
-            Request::ShowSync => {
-                Response::Error("map-cache synchronization is not configured".into())
-            }
+            Request::ShowSync => match &self.sync {
+                Some(s) => Response::Sync(s.engine.show(now)),
+                None => {
+                    Response::Error("map-cache synchronization is not configured ([sync])".into())
+                }
+            },
             Request::ShowDataPlane => {
                 if self.cfg.data_plane.is_some() {
                     Response::DataPlane(DataPlane::show(ctx.stats))

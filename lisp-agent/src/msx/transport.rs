@@ -44,30 +44,35 @@ pub struct Tls {
 impl Tls {
     /// Loads `[msx.tls]`; the error names the field and the reason.
     pub fn load(cfg: &crate::config::TlsConfig) -> Result<Tls, String> {
+        Self::load_section(cfg, "msx.tls")
+    }
+
+    /// Loads a TLS table; errors name it (`section`, e.g. "sync.tls").
+    pub fn load_section(cfg: &crate::config::TlsConfig, section: &str) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
             .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("msx.tls.cert: {}: {e}", cfg.cert.display()))?;
+            .map_err(|e| format!("{section}.cert: {}: {e}", cfg.cert.display()))?;
         if certs.is_empty() {
             return Err(format!(
-                "msx.tls.cert: {}: no certificate in the file",
+                "{section}.cert: {}: no certificate in the file",
                 cfg.cert.display()
             ));
         }
         let key = PrivateKeyDer::from_pem_file(&cfg.key)
-            .map_err(|e| format!("msx.tls.key: {}: {e}", cfg.key.display()))?;
+            .map_err(|e| format!("{section}.key: {}: {e}", cfg.key.display()))?;
         let mut roots = rustls::RootCertStore::empty();
         let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.ca)
             .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("msx.tls.ca: {}: {e}", cfg.ca.display()))?;
+            .map_err(|e| format!("{section}.ca: {}: {e}", cfg.ca.display()))?;
         for ca in cas {
             roots
                 .add(ca)
-                .map_err(|e| format!("msx.tls.ca: {}: {e}", cfg.ca.display()))?;
+                .map_err(|e| format!("{section}.ca: {}: {e}", cfg.ca.display()))?;
         }
         if roots.is_empty() {
             return Err(format!(
-                "msx.tls.ca: {}: no certificate in the file",
+                "{section}.ca: {}: no certificate in the file",
                 cfg.ca.display()
             ));
         }
@@ -77,24 +82,68 @@ impl Tls {
             provider.clone(),
         )
         .build()
-        .map_err(|e| format!("msx.tls.ca: {e}"))?;
+        .map_err(|e| format!("{section}.ca: {e}"))?;
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("msx.tls: {e}"))?
+            .map_err(|e| format!("{section}: {e}"))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs.clone(), key.clone_key())
-            .map_err(|e| format!("msx.tls.key: {}: {e}", cfg.key.display()))?;
+            .map_err(|e| format!("{section}.key: {}: {e}", cfg.key.display()))?;
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("msx.tls: {e}"))?
+            .map_err(|e| format!("{section}: {e}"))?
             .with_root_certificates(roots)
             .with_client_auth_cert(certs, key)
-            .map_err(|e| format!("msx.tls.key: {}: {e}", cfg.key.display()))?;
+            .map_err(|e| format!("{section}.key: {}: {e}", cfg.key.display()))?;
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
             connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
             verify_peer_address: cfg.verify_peer_address,
         })
+    }
+}
+
+/// Why a TLS connection was not established.
+#[derive(Debug)]
+pub enum TlsRefused {
+    /// The handshake or the peer's certificate failed (an authentication failure).
+    Auth(String),
+    Timeout,
+}
+
+impl Tls {
+    /// Server side: handshake (bounded in time), then the client
+    /// certificate must name `peer` when `verify_peer_address` is on.
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        peer: IpAddr,
+    ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, TlsRefused> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+            Ok(Ok(s)) => {
+                let names = client_names(peer, s.get_ref().1.peer_certificates());
+                match (self.verify_peer_address, names) {
+                    (true, Err(e)) => Err(TlsRefused::Auth(format!("TLS client certificate: {e}"))),
+                    _ => Ok(s),
+                }
+            }
+            Ok(Err(e)) => Err(TlsRefused::Auth(format!("TLS handshake failed: {e}"))),
+            Err(_) => Err(TlsRefused::Timeout),
+        }
+    }
+
+    /// Client side: the server's certificate must name the address we dial.
+    pub async fn connect(
+        &self,
+        stream: TcpStream,
+        peer: IpAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TlsRefused> {
+        let name = ServerName::IpAddress(peer.into());
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.connector.connect(name, stream)).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(TlsRefused::Auth(format!("TLS handshake failed: {e}"))),
+            Err(_) => Err(TlsRefused::Timeout),
+        }
     }
 }
 
@@ -147,24 +196,17 @@ pub async fn run(
                         tokio::spawn(async move {
                             let peer = from.ip();
                             let _ = stream.set_nodelay(true);
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => {
-                                    let names = client_names(peer, s.get_ref().1.peer_certificates());
-                                    if let (true, Err(e)) = (t.verify_peer_address, names) {
-                                        inc(&st.counters.auth_failures);
-                                        inc(&st.counters.cpnp_refused);
-                                        warn!(%peer, "CPNP refused: TLS client certificate: {e}");
-                                        return;
-                                    }
+                            match t.accept(stream, peer).await {
+                                Ok(s) => {
                                     let w = spawn_connection(s, peer, h, p, st);
                                     let _ = back.send((peer, w));
                                 }
-                                Ok(Err(e)) => {
+                                Err(TlsRefused::Auth(e)) => {
                                     inc(&st.counters.auth_failures);
                                     inc(&st.counters.cpnp_refused);
-                                    warn!(%peer, "CPNP refused: TLS handshake failed: {e}");
+                                    warn!(%peer, "CPNP refused: {e}");
                                 }
-                                Err(_) => {
+                                Err(TlsRefused::Timeout) => {
                                     inc(&st.counters.cpnp_refused);
                                     warn!(%peer, "CPNP refused: TLS handshake timed out");
                                 }
@@ -194,18 +236,14 @@ pub async fn run(
                 let w = match connect(local, SocketAddr::new(peer, port)).await {
                     Ok(stream) => match &tls {
                         None => Ok(spawn_connection(stream, peer, handle.clone(), psk.clone(), stats.clone())),
-                        Some(t) => {
-                            // The server's certificate must name the address we dial.
-                            let name = ServerName::IpAddress(peer.into());
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.connector.connect(name, stream)).await {
-                                Ok(Ok(s)) => Ok(spawn_connection(s, peer, handle.clone(), psk.clone(), stats.clone())),
-                                Ok(Err(e)) => {
-                                    inc(&stats.counters.auth_failures);
-                                    Err(format!("TLS handshake failed: {e}"))
-                                }
-                                Err(_) => Err("TLS handshake timed out".to_string()),
+                        Some(t) => match t.connect(stream, peer).await {
+                            Ok(s) => Ok(spawn_connection(s, peer, handle.clone(), psk.clone(), stats.clone())),
+                            Err(TlsRefused::Auth(e)) => {
+                                inc(&stats.counters.auth_failures);
+                                Err(e)
                             }
-                        }
+                            Err(TlsRefused::Timeout) => Err("TLS handshake timed out".to_string()),
+                        },
                     },
                     Err(e) => Err(e.to_string()),
                 };

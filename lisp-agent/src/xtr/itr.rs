@@ -27,6 +27,8 @@ const MIN_RESEND: Duration = Duration::from_secs(1);
 const SMR_INTERVAL: Duration = Duration::from_secs(3);
 /// Probes unanswered before a locator is marked down.
 const PROBE_MISSES_DOWN: u32 = 3;
+/// How long a used entry outlives its TTL while it is being refreshed.
+const REFRESH_GRACE_SECS: u32 = 10;
 
 /// What RLOC probing learned about one locator (kept only for probed locators).
 #[derive(Debug, Clone, Default)]
@@ -94,6 +96,14 @@ pub struct Itr {
     next_sweep: Instant,
     next_probe: Option<Instant>,
     probes: HashMap<u64, (Prefix, Addr, Instant)>,
+    /// Map-cache synchronization is on: Map-Reply installs are collected in
+    /// `installed`, and an expiring entry the data plane used within this
+    /// many seconds stays while it is refreshed (`refreshing`), otherwise it
+    /// goes to `expired`. The reactor hands all three to the sync engine.
+    pub sync_window: Option<u32>,
+    pub installed: Vec<(Prefix, EidRecord)>,
+    pub refreshing: Vec<Prefix>,
+    pub expired: Vec<Prefix>,
 }
 
 impl Itr {
@@ -135,6 +145,10 @@ impl Itr {
             itr_rlocs,
             next_sweep: now,
             probes: HashMap::new(),
+            sync_window: None,
+            installed: Vec::new(),
+            refreshing: Vec::new(),
+            expired: Vec::new(),
         };
         itr.install_static(now);
         itr
@@ -429,6 +443,9 @@ impl Itr {
         } else {
             source
         };
+        if self.sync_window.is_some() && source == Source::MapReply {
+            self.installed.push((key, rec.clone()));
+        }
         let mut e = CacheEntry::from_record_in(&rec, source, now_s, &mut self.interner);
         if self.cfg.max_ttl_secs > 0 && e.expires != NEVER {
             e.expires = e.expires.min(
@@ -444,6 +461,42 @@ impl Itr {
             }
         }
         ctx.event("map-cache", key.to_string(), source.name().into());
+        self.cache.insert(key, e);
+    }
+
+    /// A record learned from the synchronization set, valid for `valid_ms`
+    /// more (every member holds the same expiry; rounded up to the second).
+    pub fn install_synced(
+        &mut self,
+        key: Prefix,
+        rec: &EidRecord,
+        valid_ms: Option<u64>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if self
+            .cache
+            .get(&key)
+            .is_some_and(|old| old.source == Source::Static)
+        {
+            return;
+        }
+        let now_s = self.secs(ctx.now);
+        let mut e = CacheEntry::from_record_in(rec, Source::Sync, now_s, &mut self.interner);
+        e.expires = match valid_ms {
+            None => NEVER,
+            Some(ms) => {
+                now_s.saturating_add(u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX - 1))
+            }
+        };
+        if let Some(old) = self.cache.get(&key) {
+            e.packets = old.packets;
+            e.bytes = old.bytes;
+            e.last_used = old.last_used;
+            if old.locators == e.locators {
+                e.installed = old.installed;
+            }
+        }
+        ctx.event("map-cache", key.to_string(), "sync".into());
         self.cache.insert(key, e);
     }
 
@@ -593,10 +646,26 @@ impl Itr {
             self.next_sweep = now + Duration::from_secs(1);
             let mut expired = 0;
             let now_s = self.secs(now);
-            self.cache.retain(|_, e| {
-                let keep = !e.is_expired(now_s);
-                expired += u64::from(!keep);
-                keep
+            let window = self.sync_window;
+            let (refreshing, gone) = (&mut self.refreshing, &mut self.expired);
+            self.cache.retain(|k, e| {
+                if !e.is_expired(now_s) {
+                    return true;
+                }
+                if let Some(w) = window
+                    && e.source != Source::Static
+                {
+                    let used = e.last_used != 0 && now_s.saturating_sub(e.last_used) <= w;
+                    if used && e.source != Source::Negative {
+                        // Keeps forwarding while the Map-Request is out.
+                        e.expires = now_s + REFRESH_GRACE_SECS;
+                        refreshing.push(*k);
+                        return true;
+                    }
+                    gone.push(*k);
+                }
+                expired += 1;
+                false
             });
             if expired > 0 {
                 // Locator sets no entry uses any more.

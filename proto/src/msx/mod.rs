@@ -1,12 +1,13 @@
 //! LISP-MSX extension messages on the Shared Extension type 15 (RFC 9304):
-//! Map-Subscribe/Ack, Map-Bulk-Request/Reply and our Map-Solicit, plus the
-//! TCP framing used by bulk transfers and the sync channel.
+//! Map-Subscribe/Ack, Map-Bulk-Request/Reply, our Map-Solicit and Map-Sync,
+//! plus the TCP framing used by bulk transfers.
 
 pub mod bulk;
 pub mod filter;
 pub mod frame;
 pub mod solicit;
 pub mod subscribe;
+pub mod sync;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,15 +20,19 @@ pub use bulk::{BulkResult, FailedFilter, FilterCode, MapBulkReply, MapBulkReques
 pub use filter::Filter;
 pub use solicit::{MapSolicit, SyncMode};
 pub use subscribe::{MapSubscribe, SubscribeResult};
+pub use sync::MapSync;
 
 /// Shared Extension sub-types. None is assigned by IANA, so all are
-/// configurable; the defaults are the drafts' requests (1024, 1025) and ours (1026).
+/// configurable; the defaults are the drafts' requests (1024, 1025) and ours
+/// (1026, 1027). Map-Sync travels only on the sync channel, so it is not an
+/// [`ExtMessage`]: see [`sync::MapSync`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExtCodepoints {
     pub subscribe: u16,
     pub bulk: u16,
     pub solicit: u16,
+    pub sync: u16,
 }
 
 impl Default for ExtCodepoints {
@@ -36,6 +41,7 @@ impl Default for ExtCodepoints {
             subscribe: 1024,
             bulk: 1025,
             solicit: 1026,
+            sync: sync::DEFAULT_SUBTYPE,
         }
     }
 }
@@ -43,13 +49,14 @@ impl Default for ExtCodepoints {
 impl ExtCodepoints {
     /// Sub-types are 12 bits and must be distinct.
     pub fn validate(&self) -> Result<(), &'static str> {
-        let all = [self.subscribe, self.bulk, self.solicit];
+        let all = [self.subscribe, self.bulk, self.solicit, self.sync];
         if all.iter().any(|s| *s > 0xFFF) {
             return Err("a shared-extension sub-type must be below 4096");
         }
-        if self.subscribe == self.bulk
-            || self.bulk == self.solicit
-            || self.subscribe == self.solicit
+        if all
+            .iter()
+            .enumerate()
+            .any(|(i, a)| all[i + 1..].contains(a))
         {
             return Err("shared-extension sub-types must be distinct");
         }

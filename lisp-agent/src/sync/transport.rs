@@ -515,10 +515,14 @@ mod tests {
     }
 
     fn start(c: &SyncConfig) -> (SyncOutgoing, mpsc::UnboundedReceiver<SyncEvent>) {
+        let tls = c
+            .tls
+            .as_ref()
+            .map(|t| Tls::load_section(t, "sync.tls").unwrap());
         let (tx, rx) = mpsc::unbounded_channel();
         let out = spawn(
             c,
-            None,
+            tls,
             Arc::new(Stats::default()),
             Arc::new(move |ev| {
                 let _ = tx.send(ev);
@@ -630,6 +634,83 @@ mod tests {
         })
         .await;
         next(&mut rc, |e| *e == SyncEvent::Lost { peer: b }).await;
+        tc.shutdown();
+        td.shutdown();
+    }
+
+    /// PEM files of a CA (`tag`) and of certificates naming `ips`.
+    fn pki(dir: &std::path::Path, tag: &str, ips: &[IpAddr]) {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join(format!("{tag}-ca.pem")), ca.pem()).unwrap();
+        for ip in ips {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec![ip.to_string()]).unwrap();
+            p.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+            std::fs::write(dir.join(format!("{tag}-{ip}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{tag}-{ip}.key")), key.serialize_pem()).unwrap();
+        }
+    }
+
+    fn with_tls(mut c: SyncConfig, dir: &std::path::Path, tag: &str) -> SyncConfig {
+        let me = c.listen.unwrap();
+        c.tls = Some(crate::config::TlsConfig {
+            cert: dir.join(format!("{tag}-{me}.pem")),
+            key: dir.join(format!("{tag}-{me}.key")),
+            ca: dir.join(format!("{tag}-ca.pem")),
+            verify_peer_address: true,
+        });
+        c
+    }
+
+    #[tokio::test]
+    async fn tls_without_a_key_carries_frames_and_refuses_another_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        pki(dir.path(), "good", &[a, b]);
+        pki(dir.path(), "rogue", &[b]);
+        let port = free_port();
+        let (ta, mut ra) = start(&with_tls(cfg(a, b, port, ""), dir.path(), "good"));
+        let (tb, mut rb) = start(&with_tls(cfg(b, a, port, ""), dir.path(), "good"));
+        ta.connect(b);
+        tb.connect(a);
+        next(&mut rb, |e| *e == SyncEvent::Connected { peer: a }).await;
+        let msg: Arc<[u8]> = vec![0xF4, 0x03, 7, 0, 0, 0, 0, 9].into();
+        ta.send(b, msg.clone());
+        let got = next(&mut rb, |e| matches!(e, SyncEvent::Frame { .. })).await;
+        assert_eq!(
+            got,
+            SyncEvent::Frame {
+                peer: a,
+                msg: msg.to_vec()
+            }
+        );
+        next(&mut ra, |e| *e == SyncEvent::Connected { peer: b }).await;
+        ta.shutdown();
+        tb.shutdown();
+
+        // A member whose certificate another CA signed never gets a session.
+        let port = free_port();
+        let (tc, mut rc) = start(&with_tls(cfg(a, b, port, ""), dir.path(), "good"));
+        let (td, _rd) = start(&with_tls(cfg(b, a, port, ""), dir.path(), "rogue"));
+        tc.connect(b);
+        td.connect(a);
+        next(&mut rc, |e| {
+            *e == SyncEvent::Refused {
+                peer: b,
+                reason: Refusal::Auth,
+            }
+        })
+        .await;
+        assert!(tc.connected().is_empty());
         tc.shutdown();
         td.shutdown();
     }

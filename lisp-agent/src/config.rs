@@ -257,6 +257,17 @@ pub struct MapServerConfig {
     pub ms_id: u16,
     #[serde(default, rename = "site")]
     pub sites: Vec<SiteConfig>,
+    /// ITRs (by source address prefix) allowed to copy the registrations
+    /// with Map-Bulk over TCP 4342, to pre-provision their map-caches.
+    #[serde(default, deserialize_with = "de_prefixes")]
+    pub bulk_clients: Vec<EidPrefix>,
+}
+
+fn de_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EidPrefix>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 fn yes() -> bool {

@@ -133,6 +133,22 @@ fn run(
         _ => None,
     };
     let ext_codepoints = cfg.agent.extensions;
+    let first_listen = cfg
+        .agent
+        .listen
+        .iter()
+        .copied()
+        .find(|a| !a.is_unspecified());
+    let bulk_for_itrs = cfg
+        .map_server
+        .as_ref()
+        .filter(|m| !m.bulk_clients.is_empty())
+        .and_then(|m| m.contact.or(first_listen));
+    let preprovision = cfg
+        .data_plane
+        .as_ref()
+        .and_then(|d| d.preprovision.clone())
+        .map(|p| (first_listen.unwrap_or(p.map_server), p));
     let reactor_stats = stats.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -205,6 +221,15 @@ fn run(
             tokio::spawn(lisp_agent::msx::bulk::serve(handle.clone(), local, cp, wait_stop(stop_rx.clone())));
             tokio::spawn(lisp_agent::msx::transport::run(handle.clone(), local, port, psk, tls, rx, stats.clone(), wait_stop(stop_rx.clone())))
         });
+        // Map-Bulk for site ITRs pre-provisioning (LISP-MSX serves it already).
+        if cpnp_task.is_none()
+            && let Some(local) = bulk_for_itrs
+        {
+            tokio::spawn(lisp_agent::msx::bulk::serve(handle.clone(), local, cp, wait_stop(stop_rx.clone())));
+        }
+        if let Some((local, p)) = preprovision {
+            tokio::spawn(preprovision_loop(handle.clone(), local, p, cp));
+        }
         let metrics_task = metrics.map(|addr| tokio::spawn(lisp_agent::metrics::serve(addr, stats.clone(), wait_stop(stop_rx.clone()))));
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
@@ -243,4 +268,43 @@ fn run(
     });
     let _ = control.join();
     result
+}
+
+/// Pre-provisioning: copies the Map-Server's mappings (Map-Bulk with the
+/// configured filters) into the map-cache at start and every `refresh_secs`;
+/// a failed copy is retried after 1 s, doubling up to the refresh interval.
+async fn preprovision_loop(
+    handle: lisp_agent::control::handle::ReactorHandle,
+    local: std::net::IpAddr,
+    cfg: lisp_agent::dataplane::PreprovisionConfig,
+    cp: lisp_msx_proto::msx::ExtCodepoints,
+) {
+    let filters: Vec<_> = cfg
+        .filters
+        .iter()
+        .filter_map(|f| lisp_msx_proto::msx::Filter::parse(f).ok())
+        .collect();
+    let refresh = std::time::Duration::from_secs(cfg.refresh_secs);
+    let mut retry = std::time::Duration::from_secs(1);
+    loop {
+        let wait = match lisp_agent::msx::bulk::fetch(local, cfg.map_server, filters.clone(), cp)
+            .await
+        {
+            Ok(records) => {
+                info!(map_server = %cfg.map_server, records = records.len(), "pre-provisioned the map-cache (Map-Bulk)");
+                if handle.send(Input::Preprovision(records)).is_err() {
+                    return;
+                }
+                retry = std::time::Duration::from_secs(1);
+                refresh
+            }
+            Err(e) => {
+                warn!(map_server = %cfg.map_server, "pre-provisioning: Map-Bulk failed: {e}");
+                let w = retry;
+                retry = (retry * 2).min(refresh);
+                w
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
 }

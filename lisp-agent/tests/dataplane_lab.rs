@@ -10,6 +10,8 @@
 //!    caches are empty: every EID is never-seen again): the first ping is
 //!    answered; the misses are counted, the packets went through the
 //!    Map-Server (`assisted`, `assist-forwarded`).
+//!    Pre-provisioning (restarted again, no assist): each xTR copies the
+//!    other site's mappings with Map-Bulk; the first pings find them (0 misses).
 //! 4. RLOC failover: xb's priority-1 RLOC loses its link while H1 pings at
 //!    50 Hz; xa's RLOC probes stop being answered, the locator goes down and
 //!    traffic moves to the priority-2 RLOC. The outage is printed.
@@ -378,6 +380,50 @@ fn two_sites_over_an_frr_core() {
         "the Map-Server forwarded: {ms}"
     );
     assert_eq!(counter(&ms, &["drops", "not-our-eid"]), ms_before, "{ms}");
+
+    // 3b. Pre-provisioning: restarted again (empty caches, no assist), each
+    // xTR copies the other site's mappings with Map-Bulk before any packet.
+    println!("pre-provisioning (xa, xb restarted with [data_plane.preprovision]):");
+    for (node, filters) in [
+        ("xa", r#"["203.0.113.0/24", "2001:db8:b::/48"]"#),
+        ("xb", r#"["192.0.2.0/24", "2001:db8:a::/48"]"#),
+    ] {
+        run.restart_agent_with(
+            node,
+            &format!("preprovision = {{ map_server = \"{MS}\", filters = {filters} }}"),
+        );
+    }
+    for (node, prefix) in [("xa", "203.0.113.0/26"), ("xb", "192.0.2.0/26")] {
+        wait_until(
+            &format!("{node} pre-provisioned with {prefix}"),
+            LONG,
+            || {
+                let v = run.ctl(node, "show lisp map-cache")?;
+                let found = v["entries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["mapping"]["eid_prefix"] == prefix && e["source"] == "bulk");
+                if found { Ok(()) } else { Err(format!("{v}")) }
+            },
+        )
+        .unwrap();
+    }
+    run.lab.wait_route("xa", "203.0.113.0/26", LONG).unwrap();
+    run.lab.wait_route("xb", "192.0.2.0/26", LONG).unwrap();
+    let p = ping(&run, H2_V4, 3, 200);
+    assert!(
+        p.lost.is_empty(),
+        "pre-provisioned: the first ping is answered: {p:?}"
+    );
+    let p6 = ping(&run, H2_V6, 3, 200);
+    assert!(p6.lost.is_empty(), "IPv6 too: {p6:?}");
+    let xa = run.dp("xa");
+    assert_eq!(counter(&xa, &["misses"]), 0, "no miss at all: {xa}");
+    println!(
+        "  xa: {} packets encapsulated, 0 misses",
+        counter(&xa, &["encapsulated"])
+    );
 
     // 4. RLOC failover: xb's priority-1 RLOC (198.51.100.26, link to r2) goes down.
     println!("RLOC failover:");

@@ -28,6 +28,8 @@ pub enum Input {
         peer: std::net::IpAddr,
         msg: Box<lisp_msx_proto::cpnp::CpnpMessage>,
     },
+    /// Mappings copied from the Map-Server to pre-provision the map-cache.
+    Preprovision(Vec<lisp_msx_proto::lisp::EidRecord>),
     /// The map-cache synchronization transport reports.
     Sync(crate::sync::SyncEvent),
     Shutdown,

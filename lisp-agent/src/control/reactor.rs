@@ -427,6 +427,22 @@ impl Reactor {
                         }
                     }
                 }
+                Input::Preprovision(records) => {
+                    let mut ctx = self.net.ctx(now);
+                    let n = records.len();
+                    for rec in records {
+                        if let Ok(key) = lisp_mapdb::Prefix::try_from(rec.eid.normalized()) {
+                            self.roles.itr.install(
+                                key,
+                                rec,
+                                lisp_mapdb::Source::Bulk,
+                                now,
+                                &mut ctx,
+                            );
+                        }
+                    }
+                    debug!(records = n, "map-cache pre-provisioned (Map-Bulk)");
+                }
                 Input::Sync(ev) => {
                     if let Some(s) = &mut self.roles.sync {
                         s.engine.on_event(ev, crate::sync::Time::now());
@@ -1164,11 +1180,22 @@ impl Roles {
             }
             Request::WatchEvents(_) => Response::Watching,
             Request::BulkRecords { peer, filters } => {
-                let allowed = self
-                    .msx
-                    .as_ref()
-                    .and_then(|m| m.bulk_agreement(peer))
-                    .map(|a| a.service.eid_prefixes.clone());
+                // Site ITRs pre-provisioning may copy everything registered.
+                let site_itr = self.cfg.map_server.as_ref().is_some_and(|m| {
+                    m.bulk_clients.iter().any(|p| {
+                        p.contains(&lisp_msx_proto::EidPrefix::host(
+                            lisp_msx_proto::Addr::from(peer),
+                        ))
+                    })
+                });
+                let allowed = if site_itr {
+                    self.ms.as_ref().map(|m| m.prefixes())
+                } else {
+                    self.msx
+                        .as_ref()
+                        .and_then(|m| m.bulk_agreement(peer))
+                        .map(|a| a.service.eid_prefixes.clone())
+                };
                 Response::BulkRecords(match (allowed, &self.ms) {
                     (Some(allowed), Some(ms)) => Ok(ms
                         .registered_records()

@@ -94,6 +94,25 @@ pub struct DataPlaneConfig {
     pub assist_service: bool,
     /// Act as a Proxy-ETR: decapsulate packets for any destination.
     pub petr_service: bool,
+    /// Pre-provisioning: copy mappings from a Map-Server with Map-Bulk at
+    /// start and every `refresh_secs`, so first packets find them.
+    pub preprovision: Option<PreprovisionConfig>,
+}
+
+/// `[data_plane.preprovision]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreprovisionConfig {
+    pub map_server: IpAddr,
+    /// Map-Bulk filters (prefixes, AS numbers, names); empty: everything.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    #[serde(default = "default_preprovision_refresh")]
+    pub refresh_secs: u64,
+}
+
+fn default_preprovision_refresh() -> u64 {
+    60
 }
 
 impl Default for DataPlaneConfig {
@@ -111,6 +130,7 @@ impl Default for DataPlaneConfig {
             petr: Vec::new(),
             assist_service: false,
             petr_service: false,
+            preprovision: None,
         }
     }
 }
@@ -140,6 +160,22 @@ impl DataPlaneConfig {
                 "data_plane.queue_limit",
                 "queueing needs room for at least one packet".into(),
             ));
+        }
+        if let Some(p) = &self.preprovision {
+            if p.refresh_secs == 0 {
+                return Err((
+                    "data_plane.preprovision.refresh_secs",
+                    "must be positive".into(),
+                ));
+            }
+            for f in &p.filters {
+                if lisp_msx_proto::msx::Filter::parse(f).is_err() {
+                    return Err((
+                        "data_plane.preprovision.filters",
+                        format!("`{f}` is not a prefix, AS number or name"),
+                    ));
+                }
+            }
         }
         for (field, addrs) in [
             ("data_plane.assist", &self.assist),

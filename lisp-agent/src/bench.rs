@@ -3,7 +3,15 @@
 //! Map-Server) over loopback with batched socket I/O, keeps a window of
 //! requests outstanding (or paces at a fixed rate), and measures replies.
 //! Bounded in time and count; only loopback/lab addresses are accepted.
+//!
+//! Latency is reported twice. End to end: from when the request was due (the
+//! pacing schedule, so a late send is not hidden) to when the client read the
+//! reply. Server side: from the send to the kernel's receive timestamp of the
+//! reply, which the loopback device takes as the server transmits it; this
+//! leaves out the client's own scheduling at both ends. The client's stalls
+//! (its loop not running) are counted separately.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -29,6 +37,8 @@ pub struct BenchConfig {
     pub rate: u64,
     /// Stop after this many requests.
     pub max_requests: u64,
+    /// Writes one CSV line per reply (seq, due, sent, kernel receive, read; ns).
+    pub dump: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -38,10 +48,23 @@ pub struct BenchReport {
     pub lost: u64,
     pub seconds: f64,
     pub replies_per_sec: f64,
+    /// End to end: due (paced) or sent (window) → reply read.
     pub p50_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+    /// Server side: sent → reply transmitted (kernel timestamp).
+    pub server_p50_us: u64,
+    pub server_p90_us: u64,
+    pub server_p99_us: u64,
+    pub server_max_us: u64,
+    /// How late the client sent against the schedule (paced mode).
+    pub send_late_p99_us: u64,
+    pub send_late_max_us: u64,
+    /// Client loop gaps longer than 1 ms: count, total and longest.
+    pub client_stalls: u64,
+    pub client_stalled_ms: f64,
+    pub client_stall_max_us: u64,
 }
 
 const NONCE_OFFSET_V4: usize = 4 + 20 + 8 + 4;
@@ -60,7 +83,6 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
     );
     let sock = ControlSocket::bind(cfg.source, 0)?;
     let port = sock.local.port();
-    let socks = [sock];
     let target = SocketAddr::new(cfg.target, CONTROL_PORT);
 
     // One template per EID; the nonce is patched in place. The inner UDP
@@ -102,20 +124,35 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
         NONCE_OFFSET_V6
     };
 
+    sock.enable_rx_timestamps()?;
+    let socks = [sock];
     let mut out = Outbox::default();
-    let mut rx = RecvBatch::default();
-    // Send times by sequence number (the nonce); 0 = answered or never sent.
+    let mut rx = RecvBatch::with_timestamps();
+    // Send times (ns since start, +1) by sequence number (the nonce); 0 = answered or never sent.
     let cap = cfg.max_requests.min(50_000_000) as usize;
     let mut sent_at: Vec<u64> = vec![0; cap];
-    let mut latencies: Vec<u32> = Vec::with_capacity(cap.min(20_000_000));
+    let mut m = Measures::with_capacity(cap.min(20_000_000));
+    let mut dump = match &cfg.dump {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
     let start = Instant::now();
+    let real0 = realtime_ns();
+    let ns = |t: Instant| (t - start).as_nanos() as u64;
     let mut seq: u64 = 0;
     let mut answered: u64 = 0;
     let window = cfg.window.max(1) as u64;
     let deadline = start + cfg.duration;
     let mut last_progress = Instant::now();
+    let mut prev = start;
     loop {
         let now = Instant::now();
+        let gap = now - prev;
+        prev = now;
+        if gap > STALL {
+            m.stalls
+                .push((ns(now) - gap.as_nanos() as u64, gap.as_micros() as u64));
+        }
         if now >= deadline || (seq >= cfg.max_requests && answered >= seq) {
             break;
         }
@@ -128,7 +165,7 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
         };
         let budget = budget.min(cfg.max_requests.saturating_sub(seq));
         if budget > 0 {
-            let t = (now - start).as_nanos() as u64 + 1;
+            let t = ns(now) + 1;
             for _ in 0..budget {
                 let tpl = &templates[(seq as usize) % templates.len()];
                 let b = out.push(0, target);
@@ -140,18 +177,20 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
             out.flush(&socks);
         }
         let n = rx.recv(&socks[0])?;
+        let read = ns(Instant::now());
         for i in 0..n {
-            let pkt = rx.packet(i);
-            if pkt.len() < 12 || pkt[0] >> 4 != TYPE_MAP_REPLY {
-                continue;
-            }
-            let nonce = u64::from_be_bytes(pkt[4..12].try_into().expect("8 bytes"));
-            if let Some(t0) = sent_at.get_mut(nonce as usize)
+            if let Some(s) = reply_seq(rx.packet(i))
+                && let Some(t0) = sent_at.get_mut(s as usize)
                 && *t0 != 0
             {
-                let rtt = (Instant::now() - start).as_nanos() as u64 - *t0 + 1;
-                latencies.push((rtt / 1000).min(u64::from(u32::MAX)) as u32);
+                let sent = *t0 - 1;
                 *t0 = 0;
+                let intended = due(cfg.rate, s).unwrap_or(sent);
+                let kernel = rx.stamps[i].checked_sub(real0).unwrap_or(read).min(read);
+                m.record(intended, sent, kernel, read);
+                if let Some(d) = &mut dump {
+                    writeln!(d, "{s},{intended},{sent},{kernel},{read}")?;
+                }
                 answered += 1;
                 last_progress = Instant::now();
             }
@@ -168,44 +207,122 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
             std::hint::spin_loop();
         }
     }
+    let measured = Instant::now();
     // Grace period for stragglers.
-    let grace = Instant::now() + Duration::from_millis(200);
+    let grace = measured + Duration::from_millis(200);
     while Instant::now() < grace {
         let n = rx.recv(&socks[0])?;
+        let read = ns(Instant::now());
         for i in 0..n {
-            let pkt = rx.packet(i);
-            if pkt.len() >= 12 && pkt[0] >> 4 == TYPE_MAP_REPLY {
-                let nonce = u64::from_be_bytes(pkt[4..12].try_into().expect("8 bytes"));
-                if let Some(t0) = sent_at.get_mut(nonce as usize)
-                    && *t0 != 0
-                {
-                    let rtt = (Instant::now() - start).as_nanos() as u64 - *t0 + 1;
-                    latencies.push((rtt / 1000) as u32);
-                    *t0 = 0;
-                }
+            if let Some(s) = reply_seq(rx.packet(i))
+                && let Some(t0) = sent_at.get_mut(s as usize)
+                && *t0 != 0
+            {
+                let sent = *t0 - 1;
+                *t0 = 0;
+                let kernel = rx.stamps[i].checked_sub(real0).unwrap_or(read).min(read);
+                m.record(due(cfg.rate, s).unwrap_or(sent), sent, kernel, read);
             }
         }
     }
-    let elapsed = (Instant::now() - start - Duration::from_millis(200))
-        .as_secs_f64()
-        .max(1e-9);
-    let ok = latencies.len() as u64;
-    latencies.sort_unstable();
-    let pct = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(0) as u64
-    };
+    if let Some(d) = &mut dump {
+        writeln!(d, "start,{real0}")?;
+        for (at, us) in &m.stalls {
+            writeln!(d, "stall,{at},{us}")?;
+        }
+        d.flush()?;
+    }
+    let elapsed = (measured - start).as_secs_f64().max(1e-9);
+    let ok = m.e2e.len() as u64;
+    let e2e = percentiles(&mut m.e2e);
+    let server = percentiles(&mut m.server);
+    let late = percentiles(&mut m.late);
     Ok(BenchReport {
         sent: seq,
         answered: ok,
         lost: seq - ok,
         seconds: elapsed,
         replies_per_sec: ok as f64 / elapsed,
-        p50_us: pct(0.5),
-        p90_us: pct(0.9),
-        p99_us: pct(0.99),
-        max_us: latencies.last().copied().unwrap_or(0) as u64,
+        p50_us: e2e[0],
+        p90_us: e2e[1],
+        p99_us: e2e[2],
+        max_us: e2e[3],
+        server_p50_us: server[0],
+        server_p90_us: server[1],
+        server_p99_us: server[2],
+        server_max_us: server[3],
+        send_late_p99_us: late[2],
+        send_late_max_us: late[3],
+        client_stalls: m.stalls.len() as u64,
+        client_stalled_ms: m.stalls.iter().map(|s| s.1).sum::<u64>() as f64 / 1000.0,
+        client_stall_max_us: m.stalls.iter().map(|s| s.1).max().unwrap_or(0),
     })
+}
+
+/// Client loop iterations further apart than this count as a stall of the
+/// client (its longest own iteration, 64 sends and 64 receives, is ~0.4 ms).
+const STALL: Duration = Duration::from_millis(1);
+
+/// When request `seq` was due, in ns since start (paced mode).
+fn due(rate: u64, seq: u64) -> Option<u64> {
+    (rate > 0).then(|| (u128::from(seq) * 1_000_000_000 / u128::from(rate)) as u64)
+}
+
+/// Latencies in µs, collected per answered request.
+struct Measures {
+    e2e: Vec<u32>,
+    server: Vec<u32>,
+    late: Vec<u32>,
+    /// (ns since start, µs) of each client stall.
+    stalls: Vec<(u64, u64)>,
+}
+
+impl Measures {
+    fn with_capacity(n: usize) -> Measures {
+        Measures {
+            e2e: Vec::with_capacity(n),
+            server: Vec::with_capacity(n),
+            late: Vec::with_capacity(n),
+            stalls: Vec::new(),
+        }
+    }
+
+    /// Times in ns since start: when the request was due, sent, when its
+    /// reply reached the client's socket (kernel stamp) and was read.
+    fn record(&mut self, intended: u64, sent: u64, kernel: u64, read: u64) {
+        let us = |d: u64| (d / 1000).min(u64::from(u32::MAX)) as u32;
+        self.e2e.push(us(read.saturating_sub(intended)));
+        self.server.push(us(kernel.saturating_sub(sent)));
+        self.late.push(us(sent.saturating_sub(intended)));
+    }
+}
+
+/// p50, p90, p99, max.
+fn percentiles(v: &mut [u32]) -> [u64; 4] {
+    v.sort_unstable();
+    let pct = |q: f64| {
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0) as u64
+    };
+    [
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        v.last().copied().unwrap_or(0) as u64,
+    ]
+}
+
+/// The nonce (our sequence number) of a Map-Reply.
+fn reply_seq(pkt: &[u8]) -> Option<u64> {
+    if pkt.len() < 12 || pkt[0] >> 4 != TYPE_MAP_REPLY {
+        return None;
+    }
+    Some(u64::from_be_bytes(pkt[4..12].try_into().ok()?))
+}
+
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

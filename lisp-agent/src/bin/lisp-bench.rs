@@ -1,6 +1,7 @@
 //! Resolution load benchmark: `lisp-bench --target 127.0.0.10 --source 127.0.0.50 --eids 192.0.2.0/26`.
 //! Sends ECM Map-Requests with a window outstanding (or at --rate per second)
-//! for --seconds, and prints replies/s and latency percentiles.
+//! for --seconds, and prints replies/s and latency percentiles: end to end
+//! and server side (the client's own scheduling left out), see `bench`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -31,6 +32,10 @@ struct Args {
     max_requests: u64,
     #[arg(long)]
     json: bool,
+    /// Writes every reply's times as CSV (seq,due,sent,kernel_rx,read in ns since
+    /// start), then `start,<realtime ns>` and `stall,<at ns>,<us>` lines.
+    #[arg(long)]
+    dump: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,13 +48,14 @@ fn main() -> anyhow::Result<()> {
         window: a.window,
         rate: a.rate,
         max_requests: a.max_requests,
+        dump: a.dump,
     };
     let r = run(&cfg)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "sent {} answered {} lost {} in {:.2} s: {:.0} replies/s, latency p50 {} us, p90 {} us, p99 {} us, max {} us",
+            "sent {} answered {} lost {} in {:.2} s: {:.0} replies/s, latency p50 {} us, p90 {} us, p99 {} us, max {} us; server p50 {} p90 {} p99 {} max {} us; send late p99 {} max {} us; client stalls over 1 ms {} ({:.1} ms, max {} us)",
             r.sent,
             r.answered,
             r.lost,
@@ -58,7 +64,16 @@ fn main() -> anyhow::Result<()> {
             r.p50_us,
             r.p90_us,
             r.p99_us,
-            r.max_us
+            r.max_us,
+            r.server_p50_us,
+            r.server_p90_us,
+            r.server_p99_us,
+            r.server_max_us,
+            r.send_late_p99_us,
+            r.send_late_max_us,
+            r.client_stalls,
+            r.client_stalled_ms,
+            r.client_stall_max_us
         );
     }
     Ok(())

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, MultiHeaders, SockFlag, SockProtocol, SockType, SockaddrIn,
-    SockaddrIn6, SockaddrStorage, sockopt,
+    self, AddressFamily, ControlMessageOwned, MsgFlags, MultiHeaders, SockFlag, SockProtocol,
+    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, sockopt,
 };
 
 /// Datagrams per system call.
@@ -60,6 +60,15 @@ impl ControlSocket {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
     }
+
+    /// Has the kernel stamp every received datagram (SO_TIMESTAMPNS, CLOCK_REALTIME).
+    pub fn enable_rx_timestamps(&self) -> std::io::Result<()> {
+        Ok(socket::setsockopt(
+            &self.sock,
+            sockopt::ReceiveTimestampns,
+            &true,
+        )?)
+    }
 }
 
 /// Receive buffers for one batch.
@@ -68,6 +77,10 @@ pub struct RecvBatch {
     headers: MultiHeaders<SockaddrStorage>,
     /// (source, length) of each datagram of the last batch.
     pub meta: Vec<(SocketAddr, usize)>,
+    /// Kernel receive time of each datagram (ns since the Unix epoch, 0 if
+    /// none); filled only by [`RecvBatch::with_timestamps`].
+    pub stamps: Vec<u64>,
+    timestamps: bool,
 }
 
 impl Default for RecvBatch {
@@ -76,14 +89,31 @@ impl Default for RecvBatch {
             bufs: (0..BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect(),
             headers: MultiHeaders::preallocate(BATCH, None),
             meta: Vec::with_capacity(BATCH),
+            stamps: Vec::new(),
+            timestamps: false,
         }
     }
 }
 
 impl RecvBatch {
+    /// Also collects kernel receive timestamps (the socket must have
+    /// [`ControlSocket::enable_rx_timestamps`]).
+    pub fn with_timestamps() -> RecvBatch {
+        RecvBatch {
+            headers: MultiHeaders::preallocate(
+                BATCH,
+                Some(nix::cmsg_space!(nix::sys::time::TimeSpec)),
+            ),
+            stamps: Vec::with_capacity(BATCH),
+            timestamps: true,
+            ..RecvBatch::default()
+        }
+    }
+
     /// Receives up to [`BATCH`] datagrams without blocking; returns how many.
     pub fn recv(&mut self, s: &ControlSocket) -> std::io::Result<usize> {
         self.meta.clear();
+        self.stamps.clear();
         // On the stack: at moderate rates a batch is one datagram, so a heap
         // allocation here would be one per request.
         let mut bufs = self.bufs.iter_mut();
@@ -108,6 +138,17 @@ impl RecvBatch {
             let Some(src) = msg.address.as_ref().and_then(to_std) else {
                 continue;
             };
+            if self.timestamps {
+                let ts = msg.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|m| match m {
+                        ControlMessageOwned::ScmTimestampns(t) => {
+                            Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+                        }
+                        _ => None,
+                    })
+                });
+                self.stamps.push(ts.unwrap_or(0));
+            }
             if truncated {
                 // Longer than MAX_DATAGRAM: report length 0 so the caller counts it as malformed.
                 self.meta.push((src, 0));
@@ -142,6 +183,9 @@ pub struct Outbox {
     dests: Vec<(usize, SocketAddr)>,
     used: usize,
     headers: MultiHeaders<SockaddrStorage>,
+    /// Destinations of one sendmmsg, reused: building a BATCH-sized array
+    /// per flush copied 8 KB even for one datagram.
+    addrs: Vec<Option<SockaddrStorage>>,
 }
 
 impl Default for Outbox {
@@ -151,6 +195,7 @@ impl Default for Outbox {
             dests: Vec::new(),
             used: 0,
             headers: MultiHeaders::preallocate(BATCH, None),
+            addrs: Vec::with_capacity(BATCH),
         }
     }
 }
@@ -219,13 +264,14 @@ impl Outbox {
                 chunk.get(k).map_or(&[][..], |&i| &self.bufs[i][..]),
             )]
         });
-        let addrs: [Option<SockaddrStorage>; BATCH] =
-            std::array::from_fn(|k| chunk.get(k).map(|&i| to_storage(&self.dests[i].1)));
+        self.addrs.clear();
+        self.addrs
+            .extend(chunk.iter().map(|&i| Some(to_storage(&self.dests[i].1))));
         match socket::sendmmsg(
             s.sock.as_raw_fd(),
             &mut self.headers,
             slices[..n].iter(),
-            &addrs[..n],
+            &self.addrs,
             [],
             MsgFlags::MSG_DONTWAIT,
         ) {
@@ -255,4 +301,40 @@ pub fn socket_for(
         return Some(i);
     }
     socks.iter().position(same_family)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_round_trip_with_timestamps() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = ControlSocket::bind(lo, 0).unwrap();
+        let b = ControlSocket::bind(lo, 0).unwrap();
+        b.enable_rx_timestamps().unwrap();
+        let socks = [a];
+        let mut out = Outbox::default();
+        for i in 0..3u8 {
+            out.push(0, b.local).extend_from_slice(&[i; 4]);
+        }
+        assert_eq!(out.flush(&socks), (3, 0));
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            - 1_000_000_000;
+        let mut rx = RecvBatch::with_timestamps();
+        let mut got = 0;
+        for _ in 0..1000 {
+            got += rx.recv(&b).unwrap();
+            if got == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(got, 3);
+        assert_eq!(rx.meta[0].0, socks[0].local);
+        assert!(rx.stamps.iter().all(|&t| t > before));
+    }
 }

@@ -843,6 +843,15 @@ impl Lab {
         Ok(())
     }
 
+    /// The pid of a process started with `spawn` (or from the topology), while it runs.
+    pub fn pid(&self, node: &str, name: &str) -> Option<u32> {
+        let g = self.g();
+        g.st.processes
+            .iter()
+            .find(|p| p.node == node && p.name == name && p.pid.alive())
+            .map(|p| p.pid.pid)
+    }
+
     /// Whether a process started with `spawn` (or from the topology) still runs.
     pub fn alive(&self, node: &str, name: &str) -> bool {
         let g = self.g();

@@ -20,11 +20,13 @@
 //! (`cargo test --workspace` builds them); otherwise it prints SKIPPED and
 //! passes. Figures: `cargo test -p lisp-agent --test dataplane_lab -- --nocapture`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab::topology::ProcessConfig;
+use common::frr_lab::{inline_config, lispctl, spawn_agent};
 use lab::{Lab, Topology, wait_until};
 use serde_json::Value;
 
@@ -34,8 +36,7 @@ const H2_V6: &str = "2001:db8:b::10";
 const MS: &str = "198.51.100.42";
 
 fn can_run(test: &str) -> bool {
-    if let Some(why) = lab::unavailable(&["zebra", "staticd", "ospfd"]) {
-        eprintln!("SKIPPED {test}: {why}");
+    if !common::frr_lab::can_run(test, &["zebra", "staticd", "ospfd"]) {
         return false;
     }
     if Command::new("tshark").arg("--version").output().is_err() {
@@ -43,29 +44,6 @@ fn can_run(test: &str) -> bool {
         return false;
     }
     true
-}
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_lisp-agent"))
-        .parent()
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-fn topology(name: &str, state: &Path) -> Topology {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/topologies/dataplane.toml");
-    let text = std::fs::read_to_string(&path)
-        .expect("read the topology")
-        .replace(
-            "{topo_dir}/../../target/release/",
-            &format!("{}/", bin_dir().display()),
-        )
-        .replace("/run/lisp-msx-dp/", &format!("{}/", state.display()))
-        .replace("lmsx-dp-", &format!("lmsx-{name}-"));
-    Topology::parse_with(&text, path.parent().unwrap(), None)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_name(name)
-        .unwrap()
 }
 
 struct Run {
@@ -80,20 +58,7 @@ impl Run {
     }
 
     fn ctl(&self, node: &str, cmd: &str) -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_lispctl"))
-            .arg("-s")
-            .arg(self.sock(node))
-            .args(cmd.split_whitespace())
-            .arg("json")
-            .output()
-            .map_err(|e| format!("lispctl: {e}"))?;
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "`{cmd} json` on {node}: {e}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+        lispctl(&self.sock(node), cmd)
     }
 
     fn json(&self, node: &str, cmd: &str) -> Value {
@@ -107,15 +72,8 @@ impl Run {
     /// The Map-Server holds a registration of exactly `prefix`.
     fn registered(&self, prefix: &str) -> Result<(), String> {
         let v = self.ctl("ms", "show lisp site")?;
-        let found = v["sites"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["prefixes"].as_array().into_iter().flatten())
-            .any(|p| {
-                p["eid_prefix"] == prefix
-                    && p["registrations"].as_array().is_some_and(|r| !r.is_empty())
-            });
+        let found = common::site_prefix(&v, prefix)
+            .is_some_and(|p| p["registrations"].as_array().is_some_and(|r| !r.is_empty()));
         if found {
             Ok(())
         } else {
@@ -156,24 +114,25 @@ impl Run {
 
     /// Restarts `node`'s agent with `extra` appended to its `[data_plane]`.
     fn restart_agent_with(&self, node: &str, extra: &str) {
-        let p = self
-            .topo
-            .node(node)
-            .and_then(|n| n.processes.iter().find(|p| p.name == "agent"))
-            .expect("agent process");
-        let Some(ProcessConfig::Inline(text)) = &p.config else {
-            panic!("inline config expected")
-        };
-        assert!(text.trim_end().ends_with("tun = \"lisp0\"") || text.contains("[data_plane]"));
-        let cfg = self.state.path().join(format!("{node}-restarted.toml"));
-        std::fs::write(&cfg, format!("{text}{extra}\n")).unwrap();
+        let text = inline_config(&self.topo, node, "agent");
+        let last_section = text
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['));
+        assert_eq!(
+            last_section,
+            Some("[data_plane]"),
+            "{node}: the appended keys must land in [data_plane]"
+        );
         self.lab.stop(node, "agent").expect("stop agent");
-        let argv = [
-            bin_dir().join("lisp-agent").display().to_string(),
-            "-f".into(),
-            cfg.display().to_string(),
-        ];
-        self.lab.spawn(node, "agent", &argv).expect("spawn agent");
+        spawn_agent(
+            &self.lab,
+            node,
+            "agent",
+            self.state.path(),
+            &format!("{text}{extra}\n"),
+        );
         wait_until(&format!("{node}'s agent answers"), LONG, || {
             self.ctl(node, "show lisp data-plane statistics")
                 .map(|_| ())
@@ -258,7 +217,14 @@ fn two_sites_over_an_frr_core() {
     }
     lab::ensure_root().unwrap();
     let state = tempfile::Builder::new().prefix("dp-").tempdir().unwrap();
-    let topo = topology("dpt", state.path());
+    let topo = common::frr_lab::topology(
+        "dataplane.toml",
+        "/run/lisp-msx-dp/",
+        "lmsx-dp-",
+        "dpt",
+        state.path(),
+        |t| t,
+    );
     let t0 = Instant::now();
     let lab = Lab::up(topo.clone()).expect("lab up");
     let run = Run { lab, topo, state };

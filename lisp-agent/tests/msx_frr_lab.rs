@@ -23,13 +23,15 @@
 //! both); without root or FRR the tests print SKIPPED and pass. The times:
 //! `cargo test -p lisp-agent --test msx_frr_lab -- --nocapture`.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lab::topology::ProcessConfig;
+use common::frr_lab::{bin_dir, inline_config, lispctl};
 use lab::{Lab, Topology};
 use serde_json::Value;
 
@@ -61,21 +63,7 @@ const THIRD_PREFIX: &str = "203.0.113.192/26";
 const THIRD_RLOC: &str = "198.51.100.20";
 
 fn can_run(test: &str) -> bool {
-    match lab::unavailable(&["zebra", "staticd", "bgpd"]) {
-        Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            false
-        }
-        None => true,
-    }
-}
-
-/// The folder of this crate's binaries (target/<profile>).
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_lisp-agent"))
-        .parent()
-        .expect("target/<profile>")
-        .to_path_buf()
+    common::frr_lab::can_run(test, &["zebra", "staticd", "bgpd"])
 }
 
 /// A sibling binary of another workspace crate.
@@ -89,45 +77,27 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-fn topology_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/topologies/msx-two-as.toml")
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
 /// The topology with this run's binaries, state folder and lab name.
 fn topology(name: &str, state: &Path, deny: bool) -> Topology {
-    let path = topology_file();
-    let mut text = std::fs::read_to_string(&path).expect("read the topology");
-    text = text
-        .replace(
-            "{topo_dir}/../../target/release/",
-            &format!("{}/", bin_dir().display()),
-        )
-        .replace("/run/lisp-msx-two-as/", &format!("{}/", state.display()))
-        .replace("lmsx-msx2as-", &format!("lmsx-{name}-"));
-    if deny {
-        let line = "\ndeny_as = []\n";
-        assert_eq!(text.matches(line).count(), 1, "r1's policy line");
-        text = text.replace(line, "\ndeny_as = [65002]\n");
-    }
-    Topology::parse_with(&text, path.parent().unwrap(), None)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_name(name)
-        .unwrap()
-}
-
-fn inline_config(topo: &Topology, node: &str, process: &str) -> String {
-    let p = topo
-        .node(node)
-        .and_then(|n| n.processes.iter().find(|p| p.name == process))
-        .unwrap_or_else(|| panic!("no process {process} on {node}"));
-    match &p.config {
-        Some(ProcessConfig::Inline(t)) => t.clone(),
-        other => panic!("{node}/{process}: inline config expected, got {other:?}"),
-    }
+    common::frr_lab::topology(
+        "msx-two-as.toml",
+        "/run/lisp-msx-two-as/",
+        "lmsx-msx2as-",
+        name,
+        state,
+        |text| {
+            if !deny {
+                return text;
+            }
+            let line = "\ndeny_as = []\n";
+            assert_eq!(text.matches(line).count(), 1, "r1's policy line");
+            text.replace(line, "\ndeny_as = [65002]\n")
+        },
+    )
 }
 
 /// The routers' bgpd/staticd configuration holds every line that
@@ -237,26 +207,7 @@ impl Run {
 
     /// `lispctl CMD json` against `node`'s agent.
     fn ctl(&self, node: &str, cmd: &str) -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_lispctl"))
-            .arg("-s")
-            .arg(self.sock(node))
-            .args(cmd.split_whitespace())
-            .arg("json")
-            .output()
-            .map_err(|e| format!("lispctl: {e}"))?;
-        // An unresolved lig exits 1 with its JSON on stderr.
-        if out.stdout.is_empty()
-            && let Ok(v) = serde_json::from_slice(&out.stderr)
-        {
-            return Ok(v);
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "`{cmd} json` on {node}: {e}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+        lispctl(&self.sock(node), cmd)
     }
 
     fn json(&self, node: &str, cmd: &str) -> Value {

@@ -19,12 +19,14 @@
 //! Needs root and FRR (vrrpd, staticd); otherwise prints SKIPPED and passes.
 //! The table: `cargo test -p lisp-agent --test sync_lab -- --nocapture`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lab::topology::ProcessConfig;
+use common::frr_lab::{inline_config, lispctl, spawn_agent};
 use lab::{Lab, Topology, wait_until};
 use serde_json::Value;
 
@@ -46,23 +48,6 @@ fn user_of(prefix: &str) -> Option<&'static str> {
         20..30 => Some("u2"),
         _ => None,
     }
-}
-
-fn can_run(test: &str) -> bool {
-    match lab::unavailable(&["zebra", "staticd", "vrrpd"]) {
-        Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            false
-        }
-        None => true,
-    }
-}
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_lisp-agent"))
-        .parent()
-        .expect("target/<profile>")
-        .to_path_buf()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -93,27 +78,24 @@ impl Sync {
 }
 
 fn topology(name: &str, state: &Path, sync: Sync) -> Topology {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/topologies/sync.toml");
-    let mut text = std::fs::read_to_string(&path)
-        .expect("read the topology")
-        .replace(
-            "{topo_dir}/../../target/release/",
-            &format!("{}/", bin_dir().display()),
-        )
-        .replace("/run/lisp-msx-sync/", &format!("{}/", state.display()))
-        .replace("lmsx-sync-", &format!("lmsx-{name}-"));
-    for (node, me, peer) in [
-        ("i1", "192.0.2.3", "192.0.2.4"),
-        ("i2", "192.0.2.4", "192.0.2.3"),
-    ] {
-        let marker = format!("# sync: {node} (the test inserts the [sync] section here)\n");
-        assert_eq!(text.matches(&marker).count(), 1, "{marker}");
-        text = text.replace(&marker, &sync.section(me, peer));
-    }
-    Topology::parse_with(&text, path.parent().unwrap(), None)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_name(name)
-        .unwrap()
+    common::frr_lab::topology(
+        "sync.toml",
+        "/run/lisp-msx-sync/",
+        "lmsx-sync-",
+        name,
+        state,
+        |mut text| {
+            for (node, me, peer) in [
+                ("i1", "192.0.2.3", "192.0.2.4"),
+                ("i2", "192.0.2.4", "192.0.2.3"),
+            ] {
+                let marker = format!("# sync: {node} (the test inserts the [sync] section here)\n");
+                assert_eq!(text.matches(&marker).count(), 1, "{marker}");
+                text = text.replace(&marker, &sync.section(me, peer));
+            }
+            text
+        },
+    )
 }
 
 struct Run {
@@ -124,20 +106,7 @@ struct Run {
 
 impl Run {
     fn ctl(&self, node: &str, cmd: &str) -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_lispctl"))
-            .arg("-s")
-            .arg(self.state.path().join(node).join("agent.sock"))
-            .args(cmd.split_whitespace())
-            .arg("json")
-            .output()
-            .map_err(|e| format!("lispctl: {e}"))?;
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "`{cmd} json` on {node}: {e}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+        lispctl(&self.state.path().join(node).join("agent.sock"), cmd)
     }
 
     fn json(&self, node: &str, cmd: &str) -> Value {
@@ -324,25 +293,8 @@ fn experiment(test: u8, sync: Sync) -> Row {
 /// SIGKILL a member, restart it: it pulls what the other still holds.
 fn kill_and_restart(run: &Run, node: &str) {
     let held = run.cached("i1");
-    let pid = run
-        .lab
-        .status()
-        .nodes
-        .iter()
-        .find(|n| n.name == node)
-        .and_then(|n| n.processes.iter().find(|p| p.name == "agent"))
-        .and_then(|p| p.pid)
-        .expect("agent pid");
-    let p = run
-        .topo
-        .node(node)
-        .and_then(|n| n.processes.iter().find(|p| p.name == "agent"))
-        .unwrap();
-    let Some(ProcessConfig::Inline(text)) = &p.config else {
-        panic!("inline config")
-    };
-    let cfg = run.state.path().join(format!("{node}-again.toml"));
-    std::fs::write(&cfg, text).unwrap();
+    let pid = run.lab.pid(node, "agent").expect("agent pid");
+    let text = inline_config(&run.topo, node, "agent");
     Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
@@ -356,26 +308,18 @@ fn kill_and_restart(run: &Run, node: &str) {
         if t.contains("LISTEN") { Err(t) } else { Ok(()) }
     })
     .unwrap();
-    let argv = [
-        bin_dir().join("lisp-agent").display().to_string(),
-        "-f".into(),
-        cfg.display().to_string(),
-    ];
     let t0 = Instant::now();
-    run.lab.spawn(node, "agent-restarted", &argv).unwrap();
+    spawn_agent(&run.lab, node, "agent-restarted", run.state.path(), &text);
     wait_until(
         &format!("{node} holds the {} records again", held.len()),
         LONG,
         || match run.ctl(node, "show lisp map-cache") {
             Ok(_) => {
-                let mut have = run.cached(node);
-                have.sort();
-                let mut want = held.clone();
-                want.sort();
-                if want.iter().all(|p| have.contains(p)) {
+                let have = run.cached(node);
+                if held.iter().all(|p| have.contains(p)) {
                     Ok(())
                 } else {
-                    Err(format!("{} of {}", have.len(), want.len()))
+                    Err(format!("{} of {}", have.len(), held.len()))
                 }
             }
             Err(e) => Err(e),
@@ -402,7 +346,10 @@ fn order() -> Vec<Sync> {
 #[test]
 fn reference_experiment_with_vrrp() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run("reference_experiment_with_vrrp") {
+    if !common::frr_lab::can_run(
+        "reference_experiment_with_vrrp",
+        &["zebra", "staticd", "vrrpd"],
+    ) {
         return;
     }
     lab::ensure_root().unwrap();

@@ -34,7 +34,12 @@ pub struct SourceCache {
 const SOURCE_TTL: Duration = Duration::from_secs(1);
 
 impl SourceCache {
-    fn pick(&mut self, socks: &[ControlSocket], dest: &SocketAddr, now: Instant) -> Option<usize> {
+    pub fn pick(
+        &mut self,
+        socks: &[ControlSocket],
+        dest: &SocketAddr,
+        now: Instant,
+    ) -> Option<usize> {
         let same_family = socks
             .iter()
             .filter(|s| s.local.is_ipv4() == dest.is_ipv4())
@@ -47,8 +52,14 @@ impl SourceCache {
         {
             return i.or_else(|| socket_for(socks, dest, None));
         }
-        if self.map.len() > 4096 {
-            self.map.clear();
+        if self.map.len() >= 4096 {
+            // Forget stale answers only: clearing everything would make a
+            // busy sender look the route up again for every destination.
+            self.map
+                .retain(|_, (_, t)| now.duration_since(*t) < SOURCE_TTL);
+            if self.map.len() >= 4 * 4096 {
+                self.map.clear();
+            }
         }
         let src = kernel_source(dest);
         let i = src.and_then(|ip| socks.iter().position(|s| s.local.ip() == ip));

@@ -230,6 +230,22 @@ impl Outbox {
         self.used
     }
 
+    /// Sends everything queued (if anything is); datagrams the kernel
+    /// refused are added to `failed`.
+    pub fn flush_counting(
+        &mut self,
+        socks: &[ControlSocket],
+        failed: &std::sync::atomic::AtomicU64,
+    ) {
+        if self.is_empty() {
+            return;
+        }
+        let (_, bad) = self.flush(socks);
+        if bad > 0 {
+            failed.fetch_add(bad as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Sends everything queued; returns (sent, failed).
     pub fn flush(&mut self, socks: &[ControlSocket]) -> (usize, usize) {
         let (mut sent, mut failed) = (0, 0);

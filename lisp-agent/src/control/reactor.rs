@@ -54,16 +54,8 @@ impl Net {
     }
 
     fn flush(&mut self) {
-        if self.out.is_empty() {
-            return;
-        }
-        let (_, failed) = self.out.flush(&self.socks);
-        if failed > 0 {
-            self.stats
-                .counters
-                .send_errors
-                .fetch_add(failed as u64, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.out
+            .flush_counting(&self.socks, &self.stats.counters.send_errors);
     }
 }
 
@@ -328,8 +320,7 @@ impl Reactor {
                 }
             }
             // Data plane: the TUN device, then the UDP 4341 sockets.
-            let dp_ready = ready.get(n_socks + 1..).unwrap_or(&[]).to_vec();
-            self.run_data_plane(&dp_ready);
+            self.run_data_plane(ready.get(n_socks + 1..).unwrap_or(&[]));
             let now = Instant::now();
             let mut ctx = self.net.ctx(now);
             self.roles.tick(&mut ctx);
@@ -504,14 +495,12 @@ impl Roles {
             s.engine.local_upsert(rec, key.iid(), expiry, true, t);
         }
         for key in std::mem::take(&mut self.itr.refreshing) {
-            let sk = SyncKey::new(key.iid(), key.into());
-            if s.engine.on_expiry(sk, true, t) == ExpiryDecision::Refresh {
+            if s.engine.on_expiry(SyncKey::of_prefix(key), true, t) == ExpiryDecision::Refresh {
                 self.itr.resolve(ctx, key, None, false);
             }
         }
         for key in self.itr.expired.drain(..) {
-            s.engine
-                .on_expiry(SyncKey::new(key.iid(), key.into()), false, t);
+            s.engine.on_expiry(SyncKey::of_prefix(key), false, t);
         }
         if s.engine.next_wakeup() <= t.now {
             s.engine.tick(t);
@@ -526,18 +515,14 @@ impl Roles {
                     rec,
                     expiry_unix_ms,
                 } => {
-                    let mut eid = key.eid;
-                    eid.addr.iid = (key.iid != 0).then(|| lisp_msx_proto::InstanceId::new(key.iid));
-                    if let Ok(p) = lisp_mapdb::Prefix::try_from(eid) {
+                    if let Some(p) = key.prefix() {
                         let valid = (expiry_unix_ms != crate::sync::engine::NEVER)
                             .then(|| expiry_unix_ms.saturating_sub(t.unix_ms));
                         self.itr.install_synced(p, &rec, valid, ctx);
                     }
                 }
                 Action::Remove { key } => {
-                    let mut eid = key.eid;
-                    eid.addr.iid = (key.iid != 0).then(|| lisp_msx_proto::InstanceId::new(key.iid));
-                    if let Ok(p) = lisp_mapdb::Prefix::try_from(eid) {
+                    if let Some(p) = key.prefix() {
                         self.itr.cache.remove(&p);
                     }
                 }

@@ -40,7 +40,8 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::control::ctx::Ctx;
-use crate::control::io::{BATCH, ControlSocket, Outbox, RecvBatch, socket_for};
+use crate::control::ctx::SourceCache;
+use crate::control::io::{BATCH, ControlSocket, Outbox, RecvBatch};
 use crate::stats::{Stats, inc};
 use crate::xtr::itr::Itr;
 
@@ -247,7 +248,6 @@ struct Queued {
 pub struct DataPlane {
     cfg: DataPlaneConfig,
     tun: File,
-    tun_name: String,
     socks: Vec<ControlSocket>,
     /// Taken out while its packets are handled.
     recv: Option<RecvBatch>,
@@ -257,6 +257,11 @@ pub struct DataPlane {
     queue: HashMap<Addr, VecDeque<Queued>>,
     queued: usize,
     nonce: u32,
+    /// With several RLOCs of one family, packets leave from the one the
+    /// kernel routes by (as control messages do).
+    sources: SourceCache,
+    /// The clock of the batch being handled.
+    now: Instant,
     /// False while a recovering ITR pulls its synchronization set's caches:
     /// it forwards nothing it would miss on.
     pub ready: bool,
@@ -306,7 +311,6 @@ impl DataPlane {
         Ok(DataPlane {
             cfg: cfg.clone(),
             tun,
-            tun_name: cfg.tun.clone(),
             socks,
             recv: Some(RecvBatch::default()),
             out: Outbox::default(),
@@ -315,6 +319,8 @@ impl DataPlane {
             queue: HashMap::new(),
             queued: 0,
             nonce: rand::random(),
+            sources: SourceCache::default(),
+            now: Instant::now(),
             ready: true,
         })
     }
@@ -332,7 +338,7 @@ impl DataPlane {
 
     /// Reconfiguration that needs no new device or socket (SIGHUP).
     pub fn reload(&mut self, cfg: &DataPlaneConfig) {
-        if cfg.tun != self.tun_name
+        if cfg.tun != self.cfg.tun
             || cfg.listen != self.cfg.listen
             || cfg.underlay_mtu != self.cfg.underlay_mtu
         {
@@ -361,7 +367,7 @@ impl DataPlane {
     fn encapsulate(&mut self, rloc: Addr, pkt: &[u8]) -> bool {
         let Some(ip) = rloc.ip() else { return false };
         let dest = SocketAddr::new(ip, DATA_PORT);
-        let Some(sock) = socket_for(&self.socks, &dest, None) else {
+        let Some(sock) = self.sources.pick(&self.socks, &dest, self.now) else {
             inc(&self.stats.counters.dp_drop_no_rloc_family);
             return false;
         };
@@ -384,20 +390,13 @@ impl DataPlane {
 
     /// Sends what is queued.
     pub fn flush(&mut self) {
-        if self.out.is_empty() {
-            return;
-        }
-        let (_, failed) = self.out.flush(&self.socks);
-        if failed > 0 {
-            self.stats
-                .counters
-                .dp_drop_send
-                .fetch_add(failed as u64, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.out
+            .flush_counting(&self.socks, &self.stats.counters.dp_drop_send);
     }
 
     /// Reads packets from the TUN device and encapsulates them (ITR side).
     pub fn read_tun(&mut self, roles: &mut Roles<'_>, ctx: &mut Ctx<'_>) {
+        self.now = ctx.now;
         let mut buf = std::mem::take(&mut self.buf);
         for _ in 0..READS_PER_WAKE {
             let n = match (&self.tun).read(&mut buf) {
@@ -405,7 +404,7 @@ impl DataPlane {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    warn!("reading {}: {e}", self.tun_name);
+                    warn!("reading {}: {e}", self.cfg.tun);
                     break;
                 }
             };
@@ -543,6 +542,7 @@ impl DataPlane {
         if self.queued == 0 {
             return;
         }
+        self.now = ctx.now;
         let timeout = Duration::from_millis(self.cfg.queue_timeout_ms);
         let dsts: Vec<Addr> = self.queue.keys().copied().collect();
         for dst in dsts {
@@ -572,6 +572,7 @@ impl DataPlane {
 
     /// Reads encapsulated packets from data socket `i` (ETR, assist, PETR side).
     pub fn read_socket(&mut self, i: usize, roles: &mut Roles<'_>) {
+        self.now = Instant::now();
         let Some(mut recv) = self.recv.take() else {
             return;
         };

@@ -149,6 +149,16 @@ impl SyncKey {
         eid.addr.iid = None;
         SyncKey { iid, eid }
     }
+
+    /// The key of a map-cache entry.
+    pub fn of_prefix(p: lisp_mapdb::Prefix) -> SyncKey {
+        SyncKey::new(p.iid(), p.into())
+    }
+
+    /// The map-cache prefix of this key.
+    pub fn prefix(&self) -> Option<lisp_mapdb::Prefix> {
+        lisp_mapdb::Prefix::new(self.iid, self.eid.addr.addr, self.eid.len).ok()
+    }
 }
 
 impl fmt::Display for SyncKey {
@@ -627,6 +637,47 @@ impl Peer {
 enum Change<'a> {
     Upsert(UpsertRef<'a>),
     Withdraw(SyncWithdraw),
+}
+
+impl<'a> Change<'a> {
+    /// What `slot` (the table's state of `key`) sends while still valid at `unix_ms`.
+    fn of(key: SyncKey, slot: &'a Slot, unix_ms: u64) -> Option<Change<'a>> {
+        match &slot.state {
+            State::Live(l) if l.expiry > unix_ms => Some(Change::Upsert(UpsertRef {
+                iid: key.iid,
+                origin: l.origin,
+                version: l.version,
+                expiry_unix_ms: l.expiry,
+                record: &l.rec,
+            })),
+            State::Tomb {
+                version,
+                origin,
+                until,
+            } if *until > unix_ms => Some(Change::Withdraw(SyncWithdraw {
+                iid: key.iid,
+                origin: *origin,
+                version: *version,
+                until_unix_ms: *until,
+                eid: key.eid,
+            })),
+            _ => None,
+        }
+    }
+
+    fn wire_len(&self) -> usize {
+        match self {
+            Change::Upsert(u) => sync::upsert_wire_len(u.record, true),
+            Change::Withdraw(w) => sync::withdraw_wire_len(w),
+        }
+    }
+
+    fn push(self, w: &mut ChangesWriter) -> Result<(), lisp_msx_proto::EncodeError> {
+        match self {
+            Change::Upsert(u) => w.push_upsert(u),
+            Change::Withdraw(d) => w.push_withdraw(&d),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -1156,41 +1207,15 @@ impl SyncEngine {
             let Some(slot) = self.table.get(&(bucket_of(&key), key)) else {
                 continue;
             };
-            let change = match &slot.state {
-                State::Live(l) if l.expiry > t.unix_ms => Change::Upsert(UpsertRef {
-                    iid: key.iid,
-                    origin: l.origin,
-                    version: l.version,
-                    expiry_unix_ms: l.expiry,
-                    record: &l.rec,
-                }),
-                State::Tomb {
-                    version,
-                    origin,
-                    until,
-                } if *until > t.unix_ms => Change::Withdraw(SyncWithdraw {
-                    iid: key.iid,
-                    origin: *origin,
-                    version: *version,
-                    until_unix_ms: *until,
-                    eid: key.eid,
-                }),
-                _ => continue,
+            let Some(change) = Change::of(key, slot, t.unix_ms) else {
+                continue;
             };
-            let len = match &change {
-                Change::Upsert(u) => sync::upsert_wire_len(u.record, true),
-                Change::Withdraw(w) => sync::withdraw_wire_len(w),
-            };
-            if w.count() > 0 && w.wire_len() + len > PAGE_BYTES {
+            if w.count() > 0 && w.wire_len() + change.wire_len() > PAGE_BYTES {
                 let n = w.count();
                 msgs.push((w.finish(false), n));
                 w = ChangesWriter::delta(self.subtype);
             }
-            let r = match change {
-                Change::Upsert(u) => w.push_upsert(u),
-                Change::Withdraw(d) => w.push_withdraw(&d),
-            };
-            if let Err(e) = r {
+            if let Err(e) = change.push(&mut w) {
                 warn!(%key, "sync: cannot encode the record: {e}");
             }
         }
@@ -1393,39 +1418,11 @@ impl SyncEngine {
                 if pos.0 != b {
                     break;
                 }
-                let key = pos.1;
-                match &slot.state {
-                    State::Live(l) if l.expiry > unix_ms => {
-                        if w.count() > 0
-                            && w.wire_len() + sync::upsert_wire_len(&l.rec, true) > PAGE_BYTES
-                        {
-                            break 'buckets;
-                        }
-                        let _ = w.push_upsert(UpsertRef {
-                            iid: key.iid,
-                            origin: l.origin,
-                            version: l.version,
-                            expiry_unix_ms: l.expiry,
-                            record: &l.rec,
-                        });
+                if let Some(change) = Change::of(pos.1, slot, unix_ms) {
+                    if w.count() > 0 && w.wire_len() + change.wire_len() > PAGE_BYTES {
+                        break 'buckets;
                     }
-                    State::Tomb {
-                        version,
-                        origin,
-                        until,
-                    } if *until > unix_ms => {
-                        if w.count() > 0 && w.wire_len() + 64 > PAGE_BYTES {
-                            break 'buckets;
-                        }
-                        let _ = w.push_withdraw(&SyncWithdraw {
-                            iid: key.iid,
-                            origin: *origin,
-                            version: *version,
-                            until_unix_ms: *until,
-                            eid: key.eid,
-                        });
-                    }
-                    _ => {}
+                    let _ = change.push(&mut w);
                 }
                 s.cursor = Some(*pos);
             }

@@ -3,6 +3,8 @@
 //! generous timeouts, never on fixed sleeps.
 #![allow(dead_code)]
 
+pub mod frr_lab;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

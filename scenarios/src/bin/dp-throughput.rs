@@ -75,12 +75,7 @@ fn cpu_secs(pid: u32) -> Result<f64> {
 }
 
 fn agent_pid(lab: &Lab, node: &str) -> Result<u32> {
-    lab.status()
-        .nodes
-        .iter()
-        .find(|n| n.name == node)
-        .and_then(|n| n.processes.iter().find(|p| p.name == "agent"))
-        .and_then(|p| p.pid)
+    lab.pid(node, "agent")
         .with_context(|| format!("no agent process on {node}"))
 }
 

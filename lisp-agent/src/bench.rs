@@ -9,7 +9,8 @@
 //! reply. Server side: from the send to the kernel's receive timestamp of the
 //! reply, which the loopback device takes as the server transmits it; this
 //! leaves out the client's own scheduling at both ends. The client's stalls
-//! (its loop not running) are counted separately.
+//! (its loop not running) are counted separately, and so is the CPU time
+//! the hypervisor stole meanwhile. [`reflect`] is the floor to compare with.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +66,10 @@ pub struct BenchReport {
     pub client_stalls: u64,
     pub client_stalled_ms: f64,
     pub client_stall_max_us: u64,
+    /// CPU time the hypervisor took from this virtual machine during the
+    /// run (all CPUs, /proc/stat "steal"; 0 on bare metal). The
+    /// millisecond tail follows it.
+    pub steal_ms: f64,
 }
 
 const NONCE_OFFSET_V4: usize = 4 + 20 + 8 + 4;
@@ -136,6 +141,7 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
+    let steal0 = steal_ms();
     let start = Instant::now();
     let real0 = realtime_ns();
     let ns = |t: Instant| (t - start).as_nanos() as u64;
@@ -256,6 +262,10 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<BenchReport> {
         client_stalls: m.stalls.len() as u64,
         client_stalled_ms: m.stalls.iter().map(|s| s.1).sum::<u64>() as f64 / 1000.0,
         client_stall_max_us: m.stalls.iter().map(|s| s.1).max().unwrap_or(0),
+        steal_ms: match (steal0, steal_ms()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        },
     })
 }
 
@@ -319,6 +329,92 @@ fn reply_seq(pkt: &[u8]) -> Option<u64> {
         return None;
     }
     Some(u64::from_be_bytes(pkt[4..12].try_into().ok()?))
+}
+
+/// The machine's floor for the same measurement: answers the benchmark's
+/// own Map-Requests with a fixed Map-Reply (one record, one locator, the
+/// request's nonce) through the same batched socket code, with no decoding,
+/// lookup or state. Whatever tail it shows is the kernel's and the
+/// machine's, not the Map-Server's. Runs for `duration`; returns the
+/// number of replies.
+pub fn reflect(listen: IpAddr, duration: Duration, busy_poll: Duration) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        lisp_msx_proto::addr::is_lab_address(listen),
+        "{listen} is outside loopback and the documentation ranges"
+    );
+    let sock = ControlSocket::bind(listen, CONTROL_PORT)?;
+    let nonce_off = if listen.is_ipv4() {
+        NONCE_OFFSET_V4
+    } else {
+        NONCE_OFFSET_V6
+    };
+    let record = lisp_msx_proto::lisp::EidRecord::new(
+        "192.0.2.0/26"
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?,
+        1440,
+        vec![lisp_msx_proto::lisp::Locator::new(listen, 1, 100)],
+    );
+    let mut reply = Vec::new();
+    LispMessage::MapReply(lisp_msx_proto::lisp::MapReply::new(0, vec![record]))
+        .encode(&mut reply)?;
+    let socks = [sock];
+    let mut rx = RecvBatch::default();
+    let mut out = Outbox::default();
+    let end = Instant::now() + duration;
+    let mut last_io = Instant::now();
+    let mut replies = 0u64;
+    while Instant::now() < end {
+        let timeout = if last_io.elapsed() < busy_poll {
+            nix::poll::PollTimeout::ZERO
+        } else {
+            nix::poll::PollTimeout::from(100u16)
+        };
+        let mut fds = [nix::poll::PollFd::new(
+            socks[0].fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, timeout)? == 0 {
+            continue;
+        }
+        last_io = Instant::now();
+        loop {
+            let n = rx.recv(&socks[0])?;
+            for i in 0..n {
+                let req = rx.packet(i);
+                let Some(nonce) = req.get(nonce_off..nonce_off + 8) else {
+                    continue;
+                };
+                let b = out.push(0, rx.meta[i].0);
+                b.extend_from_slice(&reply);
+                b[4..12].copy_from_slice(nonce);
+                replies += 1;
+            }
+            out.flush(&socks);
+            if n < crate::control::io::BATCH {
+                break;
+            }
+        }
+    }
+    Ok(replies)
+}
+
+/// Stolen time of all CPUs so far, in ms (None where /proc/stat is missing).
+fn steal_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: f64 = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(8)?
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    Some(ticks * 1000.0 / hz)
 }
 
 fn realtime_ns() -> u64 {

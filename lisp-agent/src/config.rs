@@ -50,6 +50,9 @@ pub struct Config {
     pub path: PathBuf,
 }
 
+/// Upper bound of `agent.busy_poll_us`: longer would only hide a wrong unit.
+pub const MAX_BUSY_POLL_US: u32 = 1_000_000;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
@@ -70,6 +73,9 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Map-Requests accepted per second from one source address (0 = no limit).
     pub map_request_rate_limit: u32,
+    /// After a packet, keep polling the sockets without sleeping for this
+    /// long (µs; 0 = always sleep). Trades a busy core for wake-up latency.
+    pub busy_poll_us: u32,
     pub extensions: ExtCodepoints,
     /// What discovery adapters advertise for this agent's Map-Server/Map-Resolver.
     pub advertise: AdvertiseConfig,
@@ -116,6 +122,7 @@ impl Default for AgentConfig {
             log_format: "text".into(),
             state_dir: PathBuf::from("/var/lib/lisp-msx"),
             map_request_rate_limit: 20_000,
+            busy_poll_us: 0,
             extensions: ExtCodepoints::default(),
             advertise: AdvertiseConfig::default(),
         }
@@ -493,6 +500,12 @@ impl Config {
         }
         if !matches!(a.log_format.as_str(), "text" | "json") {
             return Err(self.err("agent.log_format", "must be \"text\" or \"json\""));
+        }
+        if a.busy_poll_us > MAX_BUSY_POLL_US {
+            return Err(self.err(
+                "agent.busy_poll_us",
+                format!("at most {MAX_BUSY_POLL_US} (1 s)"),
+            ));
         }
         a.extensions
             .validate()

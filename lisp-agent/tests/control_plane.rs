@@ -298,11 +298,12 @@ fn smr_triggers_a_refresh() {
 #[test]
 fn bad_input_is_counted_and_floods_are_limited() {
     // A low per-source limit, so the check does not depend on how fast this
-    // machine drains a socket under load.
+    // machine drains a socket under load. Busy polling on: timers, API calls
+    // and registrations must still be served while it spins.
     let ms = Agent::start_with(
         "ms",
         "127.15.0.10",
-        "map_request_rate_limit = 100",
+        "map_request_rate_limit = 100\nbusy_poll_us = 2000",
         &ms_mr("k", ""),
     );
     let sock = UdpSocket::bind("127.15.0.50:0").unwrap();
@@ -378,6 +379,11 @@ fn configuration_errors_name_file_key_and_reason() {
             "[xtr]\n[[xtr.map_server]]\naddress = \"192.0.2.1\"\nkey_id = 1\nkey = \"k\"\nalgorithm = \"md5\"\n",
             "unknown authentication algorithm",
         ),
+        (
+            "busy.toml",
+            "[agent]\nbusy_poll_us = 5000000\n[map_server]\n",
+            "agent.busy_poll_us: at most 1000000",
+        ),
     ];
     for (file, text, expect) in cases {
         let path = dir.path().join(file);
@@ -418,4 +424,68 @@ fn documented_example_configurations_are_valid() {
         }
     }
     assert!(n >= 5, "every role has an example");
+}
+
+#[test]
+fn load_generator_measures_the_map_server_and_the_reflector_floor() {
+    use lisp_agent::bench::{BenchConfig, reflect, run};
+    let ms = Agent::start_with(
+        "ms",
+        "127.17.0.10",
+        "map_request_rate_limit = 0\nbusy_poll_us = 200",
+        &ms_mr("k", ""),
+    );
+    let _etr = Agent::start(
+        "etr",
+        "127.17.0.11",
+        &etr("127.17.0.10", "k", "192.0.2.0/26", "127.17.0.11", ""),
+    );
+    wait_for("registered", LONG, || {
+        registered(&ms, "192.0.2.0/26").then_some(())
+    });
+    let paced = |target: &str| BenchConfig {
+        target: target.parse().unwrap(),
+        source: "127.17.0.50".parse().unwrap(),
+        eids: "192.0.2.0/26".parse().unwrap(),
+        duration: Duration::from_secs(3),
+        window: 64,
+        rate: 2_000,
+        max_requests: 1_000,
+        dump: None,
+    };
+    // Paced and bounded: 1,000 requests at 2,000/s, every one answered and
+    // matched to its request by nonce.
+    let r = run(&paced("127.17.0.10")).expect("bench against the Map-Server");
+    assert_eq!(r.sent, 1_000, "{r:?}");
+    assert_eq!(r.answered, r.sent, "{r:?}");
+    assert!(
+        r.p50_us > 0 && r.p50_us <= r.p99_us && r.p99_us <= r.max_us,
+        "{r:?}"
+    );
+    assert!(r.server_p99_us <= r.max_us, "{r:?}");
+    assert!(ms.counter("map-request.rx") >= 1_000);
+
+    // The reflector answers the same requests with a fixed Map-Reply.
+    let floor = std::thread::spawn(|| {
+        reflect(
+            "127.17.0.30".parse().unwrap(),
+            Duration::from_secs(8),
+            Duration::ZERO,
+        )
+    });
+    // It binds in its own thread: the first run may find the port closed.
+    let r = wait_for("reflector answers", LONG, || {
+        run(&paced("127.17.0.30"))
+            .ok()
+            .filter(|rep| rep.answered == 1_000)
+    });
+    assert_eq!(r.lost, 0, "{r:?}");
+    assert!(floor.join().unwrap().unwrap() >= 1_000);
+
+    // Outside loopback and the documentation ranges: refused.
+    let mut off_lab = paced("127.17.0.10");
+    off_lab.target = "8.8.8.8".parse().unwrap();
+    off_lab.source = "10.0.0.1".parse().unwrap();
+    assert!(run(&off_lab).is_err());
+    assert!(reflect("10.0.0.1".parse().unwrap(), Duration::ZERO, Duration::ZERO).is_err());
 }

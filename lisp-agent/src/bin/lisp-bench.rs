@@ -15,10 +15,21 @@ use lisp_agent::bench::{BenchConfig, run};
     about = "Map-Request→Map-Reply load benchmark over loopback"
 )]
 struct Args {
-    #[arg(long)]
-    target: IpAddr,
-    #[arg(long)]
-    source: IpAddr,
+    /// Where the Map-Requests go.
+    #[arg(long, required_unless_present = "reflect")]
+    target: Option<IpAddr>,
+    /// The client's address.
+    #[arg(long, required_unless_present = "reflect")]
+    source: Option<IpAddr>,
+    /// Instead of sending: answer the benchmark's Map-Requests on this
+    /// address with a fixed Map-Reply for --seconds (the machine's floor,
+    /// to compare a Map-Server's latency with).
+    #[arg(long, conflicts_with_all = ["target", "source"])]
+    reflect: Option<IpAddr>,
+    /// With --reflect: poll without sleeping for this long after a packet
+    /// (as the agent's `busy_poll_us`).
+    #[arg(long, default_value_t = 0)]
+    busy_poll_us: u64,
     #[arg(long, default_value = "192.0.2.0/26")]
     eids: String,
     #[arg(long, default_value_t = 5.0)]
@@ -40,11 +51,21 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let duration = Duration::from_secs_f64(a.seconds.clamp(0.1, 600.0));
+    if let Some(listen) = a.reflect {
+        let n =
+            lisp_agent::bench::reflect(listen, duration, Duration::from_micros(a.busy_poll_us))?;
+        eprintln!("reflected {n} Map-Requests");
+        return Ok(());
+    }
+    let (Some(target), Some(source)) = (a.target, a.source) else {
+        anyhow::bail!("--target and --source are required");
+    };
     let cfg = BenchConfig {
-        target: a.target,
-        source: a.source,
+        target,
+        source,
         eids: a.eids.parse().map_err(|e: String| anyhow::anyhow!(e))?,
-        duration: Duration::from_secs_f64(a.seconds.clamp(0.1, 600.0)),
+        duration,
         window: a.window,
         rate: a.rate,
         max_requests: a.max_requests,

@@ -127,6 +127,10 @@ pub struct Reactor {
     roles: Roles,
     inbox: ReactorInbox,
     dp: Option<DataPlane>,
+    /// Readiness of the last poll, reused across iterations.
+    ready: Vec<bool>,
+    /// When a descriptor was last ready (for `agent.busy_poll_us`).
+    last_io: Instant,
 }
 
 fn local_ips(cfg: &Config) -> Vec<IpAddr> {
@@ -254,6 +258,8 @@ impl Reactor {
             roles,
             inbox,
             dp,
+            ready: Vec::new(),
+            last_io: now,
         };
         r.roles.local = r.roles.local_functions();
         // Agreements loaded from disk become routes at once.
@@ -273,40 +279,55 @@ impl Reactor {
             let timeout = deadline
                 .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now))
                 .min(Duration::from_secs(1));
-            let ready: Vec<bool> = {
-                let mut fds: Vec<PollFd<'_>> = self
-                    .net
-                    .socks
-                    .iter()
-                    .map(|s| PollFd::new(s.sock.as_fd(), PollFlags::POLLIN))
-                    .collect();
-                fds.push(PollFd::new(self.inbox.wake.as_fd(), PollFlags::POLLIN));
-                if let Some(dp) = &self.dp {
-                    fds.extend(
-                        dp.fds()
-                            .into_iter()
-                            .map(|f| PollFd::new(f, PollFlags::POLLIN)),
+            // Busy polling: while packets keep coming, look again at once
+            // instead of sleeping, so no wake-up sits between a request and
+            // its reply.
+            let busy = Duration::from_micros(u64::from(self.roles.cfg.agent.busy_poll_us));
+            let timeout = if now.saturating_duration_since(self.last_io) < busy {
+                Duration::ZERO
+            } else {
+                timeout
+            };
+            let mut fds: Vec<PollFd<'_>> = self
+                .net
+                .socks
+                .iter()
+                .map(|s| PollFd::new(s.sock.as_fd(), PollFlags::POLLIN))
+                .collect();
+            fds.push(PollFd::new(self.inbox.wake.as_fd(), PollFlags::POLLIN));
+            if let Some(dp) = &self.dp {
+                fds.extend(
+                    dp.fds()
+                        .into_iter()
+                        .map(|f| PollFd::new(f, PollFlags::POLLIN)),
+                );
+            }
+            let ms = timeout.as_millis().min(1000) as u16;
+            // Sub-millisecond deadlines round up to 1 ms rather than spin.
+            let t = if timeout.is_zero() {
+                PollTimeout::ZERO
+            } else {
+                PollTimeout::from(ms.max(1))
+            };
+            self.ready.clear();
+            match poll(&mut fds, t) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.last_io = Instant::now();
+                    }
+                    self.ready.extend(
+                        fds.iter()
+                            .map(|f| f.revents().is_some_and(|r| !r.is_empty())),
                     );
                 }
-                let ms = timeout.as_millis().min(1000) as u16;
-                // Sub-millisecond deadlines round up to 1 ms rather than spin.
-                let t = if timeout.is_zero() {
-                    PollTimeout::ZERO
-                } else {
-                    PollTimeout::from(ms.max(1))
-                };
-                match poll(&mut fds, t) {
-                    Ok(_) => fds
-                        .iter()
-                        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                        .collect(),
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => {
-                        warn!("poll failed: {e}");
-                        vec![true; fds.len()]
-                    }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!("poll failed: {e}");
+                    self.ready.resize(fds.len(), true);
                 }
-            };
+            }
+            drop(fds);
+            let ready = std::mem::take(&mut self.ready);
             let n_socks = self.net.socks.len();
             if ready.get(n_socks).copied().unwrap_or(false) {
                 self.inbox.clear();
@@ -326,6 +347,7 @@ impl Reactor {
             self.roles.tick(&mut ctx);
             self.roles.sync_pump(&mut ctx);
             self.net.flush();
+            self.ready = ready;
         }
         info!("control plane stopped");
     }

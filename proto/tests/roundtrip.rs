@@ -20,6 +20,13 @@ proptest! {
     }
 
     #[test]
+    fn record_wire_len_is_exact(r in common::record()) {
+        let mut bytes = Vec::new();
+        r.encode(&mut bytes);
+        prop_assert_eq!(bytes.len(), r.wire_len());
+    }
+
+    #[test]
     fn truncation_is_an_error_never_a_panic(msg in common::message(), cut in any::<prop::sample::Index>()) {
         let bytes = msg.to_bytes().unwrap();
         let n = cut.index(bytes.len());

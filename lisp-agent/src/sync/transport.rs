@@ -7,6 +7,10 @@
 //!   and when both connections exist the one dialed by the lower address
 //!   stays, on both sides. A newer connection from the same side replaces
 //!   the old one (a restarted member).
+//! - With a key, both sides first exchange fresh nonces (a preamble); each
+//!   direction's frames are then authenticated under a key derived from the
+//!   PSK and both nonces, with an implicit sequence number, so frames
+//!   recorded on another connection, replayed or reordered are refused.
 //! - Frames: `Length(16) | Map-Sync message | HMAC-SHA-256(key)` (see
 //!   `lisp_msx_proto::msx::sync`). A frame failing authentication closes the
 //!   connection; it is counted (`auth.failure`) and logged, and reported to
@@ -26,7 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lisp_msx_proto::msx::sync::{self as wire, FrameError};
+use lisp_msx_proto::msx::sync::{self as wire, FrameError, FrameMac};
 use tokio::io::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf,
 };
@@ -53,6 +57,8 @@ const REPORT_BYTES: u64 = 64 * 1024;
 /// ...and when the queue empties with at least this many unreported.
 const REPORT_IDLE_BYTES: u64 = 16 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// The nonce exchange of a keyed connection must finish within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Conn {
     generation: u64,
@@ -361,7 +367,26 @@ where
         Some(l) => peer < l,
         None => dialed,
     };
-    let (r, w) = tokio::io::split(stream);
+    let (mut r, mut w) = tokio::io::split(stream);
+    let (tx_mac, rx_mac) = match sh.psk.as_deref() {
+        None => (None, None),
+        Some(k) => match handshake(&mut r, &mut w, k).await {
+            Ok((t, r)) => (Some(t), Some(r)),
+            Err(Some(e)) => {
+                inc(&sh.stats.counters.malformed);
+                warn!(%peer, "sync: {e}; closing the connection");
+                (sh.deliver)(SyncEvent::Refused {
+                    peer,
+                    reason: Refusal::BadFrame,
+                });
+                return;
+            }
+            Err(None) => {
+                debug!(%peer, "sync: no preamble from the peer");
+                return;
+            }
+        },
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, mut stopped) = oneshot::channel();
     let queued = Arc::new(AtomicUsize::new(0));
@@ -389,8 +414,8 @@ where
     }
     info!(%peer, dialed, "sync: connected");
     (sh.deliver)(SyncEvent::Connected { peer });
-    let writer = tokio::spawn(write_loop(w, rx, sh.clone(), peer, queued));
-    read_loop(r, &sh, peer, &mut stopped).await;
+    let writer = tokio::spawn(write_loop(w, rx, sh.clone(), peer, queued, tx_mac));
+    read_loop(r, &sh, peer, &mut stopped, rx_mac).await;
     writer.abort();
     let mine = {
         let mut conns = sh.conns();
@@ -406,12 +431,41 @@ where
     }
 }
 
+/// Sends our nonce, reads the peer's: the (sending, receiving) frame
+/// authentication of this connection. `Err(None)`: the peer sent nothing
+/// in time or the connection failed.
+async fn handshake<S: AsyncRead + AsyncWrite>(
+    r: &mut ReadHalf<S>,
+    w: &mut WriteHalf<S>,
+    psk: &[u8],
+) -> Result<(FrameMac, FrameMac), Option<FrameError>> {
+    let ours: [u8; wire::NONCE_LEN] = rand::random();
+    let exchange = async {
+        w.write_all(&wire::preamble(&ours)).await?;
+        w.flush().await?;
+        let mut p = [0u8; wire::PREAMBLE_LEN];
+        r.read_exact(&mut p).await?;
+        Ok::<_, std::io::Error>(p)
+    };
+    let p = match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
+        Ok(Ok(p)) => p,
+        _ => return Err(None),
+    };
+    let theirs = wire::parse_preamble(&p).map_err(Some)?;
+    if theirs == ours {
+        // Our own preamble reflected back to us.
+        return Err(Some(FrameError::BadPreamble));
+    }
+    Ok(FrameMac::pair(psk, &ours, &theirs))
+}
+
 async fn write_loop<S: AsyncWrite>(
     w: WriteHalf<S>,
     mut rx: mpsc::UnboundedReceiver<Arc<[u8]>>,
     sh: Arc<Shared>,
     peer: IpAddr,
     queued: Arc<AtomicUsize>,
+    mut mac: Option<FrameMac>,
 ) {
     let mut w = BufWriter::with_capacity(64 * 1024, w);
     let mut unreported = 0u64;
@@ -420,10 +474,10 @@ async fn write_loop<S: AsyncWrite>(
         // Everything queued goes out in one flush.
         while let Some(msg) = next.take() {
             let n = msg.len() + sh.overhead;
-            if let Ok((head, mac)) = wire::frame_parts(&msg, sh.psk.as_deref()) {
+            if let Ok((head, tag)) = wire::frame_parts(&msg, mac.as_mut()) {
                 let ok = w.write_all(&head).await.is_ok()
                     && w.write_all(&msg).await.is_ok()
-                    && match mac {
+                    && match tag {
                         Some(m) => w.write_all(&m).await.is_ok(),
                         None => true,
                     };
@@ -458,14 +512,14 @@ async fn read_loop<S: AsyncRead>(
     sh: &Shared,
     peer: IpAddr,
     stopped: &mut oneshot::Receiver<()>,
+    mut mac: Option<FrameMac>,
 ) {
-    let psk = sh.psk.as_deref();
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let mut used = 0;
         loop {
-            match wire::next_frame(&buf[used..], psk) {
+            match wire::next_frame(&buf[used..], mac.as_mut()) {
                 Ok(Some((msg, n))) => {
                     (sh.deliver)(SyncEvent::Frame {
                         peer,
@@ -480,7 +534,7 @@ async fn read_loop<S: AsyncRead>(
                             inc(&sh.stats.counters.auth_failures);
                             Refusal::Auth
                         }
-                        FrameError::Empty => {
+                        FrameError::Empty | FrameError::BadPreamble => {
                             inc(&sh.stats.counters.malformed);
                             Refusal::BadFrame
                         }
@@ -636,6 +690,115 @@ mod tests {
         next(&mut rc, |e| *e == SyncEvent::Lost { peer: b }).await;
         tc.shutdown();
         td.shutdown();
+    }
+
+    /// A member-to-be on a raw socket: connects from `from`, exchanges
+    /// nonces with the member at `to`; returns the stream, our sending
+    /// state and everything it wrote so far.
+    async fn raw_member(
+        from: IpAddr,
+        to: SocketAddr,
+        key: &[u8],
+    ) -> (TcpStream, FrameMac, Vec<u8>) {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(from, 0)).unwrap();
+        let mut s = sock.connect(to).await.unwrap();
+        let ours: [u8; wire::NONCE_LEN] = rand::random();
+        let sent = wire::preamble(&ours).to_vec();
+        s.write_all(&sent).await.unwrap();
+        let mut p = [0u8; wire::PREAMBLE_LEN];
+        s.read_exact(&mut p).await.unwrap();
+        let theirs = wire::parse_preamble(&p).unwrap();
+        (s, FrameMac::pair(key, &ours, &theirs).0, sent)
+    }
+
+    #[tokio::test]
+    async fn recorded_or_repeated_frames_are_refused() {
+        let port = free_port();
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let (ta, mut ra) = start(&cfg(a, b, port, "k"));
+        let to = SocketAddr::new(a, port);
+        let msg = vec![0xF4, 0x03, 7, 0, 0, 0, 0, 1];
+
+        // A genuine session: its frame is delivered. Everything it sent is recorded.
+        let (mut s, mut mac, mut recorded) = raw_member(b, to, b"k").await;
+        wire::put_frame(&mut recorded, &msg, Some(&mut mac)).unwrap();
+        s.write_all(&recorded[wire::PREAMBLE_LEN..]).await.unwrap();
+        let got = next(&mut ra, |e| matches!(e, SyncEvent::Frame { .. })).await;
+        assert_eq!(
+            got,
+            SyncEvent::Frame {
+                peer: b,
+                msg: msg.clone()
+            }
+        );
+        drop(s);
+        next(&mut ra, |e| *e == SyncEvent::Lost { peer: b }).await;
+
+        // The recording played back on a new connection: the member chose a
+        // new nonce, so the old frame fails.
+        let mut s = TcpStream::connect(to).await.unwrap();
+        let mut p = [0u8; wire::PREAMBLE_LEN];
+        s.read_exact(&mut p).await.unwrap();
+        s.write_all(&recorded).await.unwrap();
+        let ev = next(&mut ra, |e| {
+            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
+        })
+        .await;
+        assert_eq!(
+            ev,
+            SyncEvent::Refused {
+                peer: a,
+                reason: Refusal::Auth
+            }
+        );
+        drop(s);
+
+        // Within one session, a frame sent twice: the copy is refused.
+        let (mut s, mut mac, _) = raw_member(b, to, b"k").await;
+        let mut frame = Vec::new();
+        wire::put_frame(&mut frame, &msg, Some(&mut mac)).unwrap();
+        s.write_all(&frame).await.unwrap();
+        s.write_all(&frame).await.unwrap();
+        let ev = next(&mut ra, |e| {
+            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
+        })
+        .await;
+        assert_eq!(
+            ev,
+            SyncEvent::Frame {
+                peer: b,
+                msg: msg.clone()
+            }
+        );
+        let ev = next(&mut ra, |e| {
+            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
+        })
+        .await;
+        assert_eq!(
+            ev,
+            SyncEvent::Refused {
+                peer: b,
+                reason: Refusal::Auth
+            }
+        );
+
+        // Not a preamble at all: refused as a bad frame, nothing delivered.
+        let mut s = TcpStream::connect(to).await.unwrap();
+        s.write_all(&[0u8; wire::PREAMBLE_LEN]).await.unwrap();
+        let ev = next(&mut ra, |e| {
+            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
+        })
+        .await;
+        assert_eq!(
+            ev,
+            SyncEvent::Refused {
+                peer: a,
+                reason: Refusal::BadFrame
+            }
+        );
+        ta.shutdown();
     }
 
     /// PEM files of a CA (`tag`) and of certificates naming `ips`.

@@ -152,8 +152,10 @@ impl EidRecord {
 
     pub const MIN_WIRE_LEN: usize = 12 + 2;
 
+    /// Bytes on the wire: 10 of TTL, counts, flags and Map-Version, then the
+    /// EID with its AFI, then the locators.
     pub fn wire_len(&self) -> usize {
-        12 + self.eid.addr.wire_len() + self.locators.iter().map(Locator::wire_len).sum::<usize>()
+        10 + self.eid.addr.wire_len() + self.locators.iter().map(Locator::wire_len).sum::<usize>()
     }
 
     pub fn check(&self) -> Result<(), EncodeError> {

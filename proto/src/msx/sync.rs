@@ -2,8 +2,15 @@
 //! of one site (ours; no draft defines it). Members of a synchronization set
 //! hold one TCP connection each way pair; every message is a Shared Extension
 //! message (type 15) with sub-type 1027 (configurable, `ExtCodepoints::sync`),
-//! framed as `Length(16) | message | HMAC-SHA-256(PSK, Length | message)`
+//! framed as `Length(16) | message | HMAC-SHA-256(K, Seq(64) | Length | message)`
 //! (the trailer is left out only when the channel runs inside TLS without a key).
+//!
+//! With a key, each side first sends a preamble, `"LMSY" | Version=1 | Rsvd(24)
+//! | Nonce(128)`, with a fresh random nonce. Each direction then has its own
+//! key, `K = HMAC-SHA-256(PSK, "lisp-msx map-sync v1" | sender nonce |
+//! receiver nonce)`, and Seq counts that direction's frames from 0 (it is not
+//! sent). A frame recorded on another connection, replayed, reordered or
+//! reflected back to its sender fails authentication.
 //!
 //! ```text
 //!  0                   1                   2                   3
@@ -54,6 +61,13 @@ pub const MAX_MESSAGE: usize = u16::MAX as usize;
 pub const FRAME_HEADER_LEN: usize = 2;
 /// The HMAC-SHA-256 trailer.
 pub const MAC_LEN: usize = 32;
+/// Random bytes each side contributes to a keyed connection.
+pub const NONCE_LEN: usize = 16;
+/// `"LMSY" | Version | Rsvd(24) | Nonce`.
+pub const PREAMBLE_LEN: usize = 8 + NONCE_LEN;
+const PREAMBLE_MAGIC: [u8; 4] = *b"LMSY";
+const PREAMBLE_VERSION: u8 = 1;
+const KEY_LABEL: &[u8] = b"lisp-msx map-sync v1";
 
 const KIND_HELLO: u8 = 1;
 const KIND_DELTA: u8 = 2;
@@ -452,16 +466,9 @@ fn decode_upsert(r: &mut Reader<'_>, timed: bool) -> Result<SyncUpsert, DecodeEr
     })
 }
 
-/// Bytes an EID-record takes on the wire: 10 bytes of TTL, counts, flags
-/// and Map-Version, the EID with its AFI, the locators.
-/// (`EidRecord::wire_len` counts the EID AFI twice, 2 bytes too many.)
-pub fn record_wire_len(rec: &EidRecord) -> usize {
-    10 + rec.eid.addr.wire_len() + rec.locators.iter().map(|l| l.wire_len()).sum::<usize>()
-}
-
 /// Bytes an entry takes in a Delta, DigestReply or (`timed`) Full page.
 pub fn upsert_wire_len(rec: &EidRecord, timed: bool) -> usize {
-    record_wire_len(rec) + if timed { TIMED_HEADER } else { 4 }
+    rec.wire_len() + if timed { TIMED_HEADER } else { 4 }
 }
 
 pub fn withdraw_wire_len(w: &SyncWithdraw) -> usize {
@@ -614,6 +621,8 @@ pub enum FrameError {
     Empty,
     #[error("Map-Sync frame authentication failed")]
     BadMac,
+    #[error("not a Map-Sync preamble (or another version)")]
+    BadPreamble,
 }
 
 impl FrameError {
@@ -622,6 +631,7 @@ impl FrameError {
         match self {
             FrameError::Empty => "empty",
             FrameError::BadMac => "bad_mac",
+            FrameError::BadPreamble => "bad_preamble",
         }
     }
 }
@@ -631,11 +641,80 @@ pub fn frame_overhead(authenticated: bool) -> usize {
     FRAME_HEADER_LEN + if authenticated { MAC_LEN } else { 0 }
 }
 
+/// What a keyed connection's side sends first.
+pub fn preamble(nonce: &[u8; NONCE_LEN]) -> [u8; PREAMBLE_LEN] {
+    let mut p = [0u8; PREAMBLE_LEN];
+    p[..4].copy_from_slice(&PREAMBLE_MAGIC);
+    p[4] = PREAMBLE_VERSION;
+    p[8..].copy_from_slice(nonce);
+    p
+}
+
+/// The peer's nonce from its preamble (`buf` holds exactly [`PREAMBLE_LEN`] bytes).
+pub fn parse_preamble(buf: &[u8; PREAMBLE_LEN]) -> Result<[u8; NONCE_LEN], FrameError> {
+    if buf[..4] != PREAMBLE_MAGIC || buf[4] != PREAMBLE_VERSION {
+        return Err(FrameError::BadPreamble);
+    }
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(&buf[8..]);
+    Ok(n)
+}
+
+/// The authentication state of one direction of one connection: its key
+/// and the sequence number of its next frame.
+#[derive(Clone)]
+pub struct FrameMac {
+    keyed: Hmac<Sha256>,
+    seq: u64,
+}
+
+impl FrameMac {
+    /// The (sending, receiving) states of a connection on which we sent
+    /// `ours` and the peer sent `theirs`.
+    pub fn pair(
+        psk: &[u8],
+        ours: &[u8; NONCE_LEN],
+        theirs: &[u8; NONCE_LEN],
+    ) -> (FrameMac, FrameMac) {
+        (
+            FrameMac::direction(psk, ours, theirs),
+            FrameMac::direction(psk, theirs, ours),
+        )
+    }
+
+    fn direction(psk: &[u8], from: &[u8; NONCE_LEN], to: &[u8; NONCE_LEN]) -> FrameMac {
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(psk).expect("HMAC takes keys of any length");
+        m.update(KEY_LABEL);
+        m.update(from);
+        m.update(to);
+        let key = m.finalize().into_bytes();
+        FrameMac {
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("32-byte key"),
+            seq: 0,
+        }
+    }
+
+    /// Frames this direction has authenticated so far.
+    pub fn frames(&self) -> u64 {
+        self.seq
+    }
+
+    fn start(&self, head: &[u8; FRAME_HEADER_LEN]) -> Hmac<Sha256> {
+        // Cloning the keyed state skips the key schedule on every frame.
+        let mut m = self.keyed.clone();
+        m.update(&self.seq.to_be_bytes());
+        m.update(head);
+        m
+    }
+}
+
 /// The length prefix and (with a key) the trailer of `msg`'s frame, so a
-/// writer can send one shared message to many peers without copying it.
+/// writer can send one shared message to many peers without copying it;
+/// the trailer is per connection (`mac` advances).
 pub fn frame_parts(
     msg: &[u8],
-    psk: Option<&[u8]>,
+    mac: Option<&mut FrameMac>,
 ) -> Result<([u8; FRAME_HEADER_LEN], Option<[u8; MAC_LEN]>), EncodeError> {
     if msg.is_empty() || msg.len() > MAX_MESSAGE {
         return Err(EncodeError::Invalid {
@@ -644,33 +723,37 @@ pub fn frame_parts(
         });
     }
     let head = (msg.len() as u16).to_be_bytes();
-    let mac = psk.map(|k| {
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(k).expect("HMAC takes keys of any length");
-        m.update(&head);
+    let tag = mac.map(|k| {
+        let mut m = k.start(&head);
         m.update(msg);
+        k.seq += 1;
         m.finalize().into_bytes().into()
     });
-    Ok((head, mac))
+    Ok((head, tag))
 }
 
 /// Appends `msg` as one frame.
-pub fn put_frame(out: &mut Vec<u8>, msg: &[u8], psk: Option<&[u8]>) -> Result<(), EncodeError> {
-    let (head, mac) = frame_parts(msg, psk)?;
+pub fn put_frame(
+    out: &mut Vec<u8>,
+    msg: &[u8],
+    mac: Option<&mut FrameMac>,
+) -> Result<(), EncodeError> {
+    let (head, tag) = frame_parts(msg, mac)?;
     out.extend_from_slice(&head);
     out.extend_from_slice(msg);
-    if let Some(m) = mac {
-        out.extend_from_slice(&m);
+    if let Some(t) = tag {
+        out.extend_from_slice(&t);
     }
     Ok(())
 }
 
 /// Takes the next frame off the front of a byte stream: `Ok(Some((message,
 /// used)))`, `Ok(None)` when more bytes are needed. With a key the trailer
-/// is checked (constant time) before the message is handed out.
+/// is checked (constant time) before the message is handed out, and `mac`
+/// advances only past a frame that passed.
 pub fn next_frame<'a>(
     buf: &'a [u8],
-    psk: Option<&[u8]>,
+    mac: Option<&mut FrameMac>,
 ) -> Result<Option<(&'a [u8], usize)>, FrameError> {
     let Some(head) = buf.first_chunk::<FRAME_HEADER_LEN>() else {
         return Ok(None);
@@ -680,16 +763,16 @@ pub fn next_frame<'a>(
         return Err(FrameError::Empty);
     }
     let end = FRAME_HEADER_LEN + len;
-    let total = end + if psk.is_some() { MAC_LEN } else { 0 };
+    let total = end + if mac.is_some() { MAC_LEN } else { 0 };
     if buf.len() < total {
         return Ok(None);
     }
-    if let Some(k) = psk {
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(k).expect("HMAC takes keys of any length");
-        m.update(&buf[..end]);
+    if let Some(k) = mac {
+        let mut m = k.start(head);
+        m.update(&buf[FRAME_HEADER_LEN..end]);
         m.verify_slice(&buf[end..total])
             .map_err(|_| FrameError::BadMac)?;
+        k.seq += 1;
     }
     Ok(Some((&buf[FRAME_HEADER_LEN..end], total)))
 }
@@ -698,9 +781,13 @@ pub fn next_frame<'a>(
 /// and every message in it; never panics.
 pub fn fuzz_stream(data: &[u8], subtype: u16) {
     let _ = MapSync::decode(data, subtype);
-    for psk in [None, Some(&b"psk"[..])] {
+    if let Some(p) = data.first_chunk::<PREAMBLE_LEN>() {
+        let _ = parse_preamble(p);
+    }
+    let keyed = FrameMac::pair(b"psk", &[1; NONCE_LEN], &[2; NONCE_LEN]).1;
+    for mut mac in [None, Some(keyed)] {
         let mut rest = data;
-        while let Ok(Some((msg, used))) = next_frame(rest, psk) {
+        while let Ok(Some((msg, used))) = next_frame(rest, mac.as_mut()) {
             let _ = MapSync::decode(msg, subtype);
             rest = &rest[used..];
         }
@@ -783,36 +870,77 @@ mod tests {
         };
         let m = MapSync::Full(full.clone());
         let b = m.to_bytes(DEFAULT_SUBTYPE).unwrap();
-        let rl: usize = full
-            .entries
-            .iter()
-            .map(|e| 4 + record_wire_len(&e.record))
-            .sum();
+        let rl: usize = full.entries.iter().map(|e| 4 + e.record.wire_len()).sum();
         assert_eq!(b.len(), 12 + rl);
         assert_eq!(MapSync::decode(&b, DEFAULT_SUBTYPE).unwrap(), m);
     }
 
     #[test]
-    fn frames_are_authenticated() {
+    fn frames_are_authenticated_per_connection_and_in_order() {
         let msg = MapSync::BulkPull { transfer_id: 1 }
             .to_bytes(DEFAULT_SUBTYPE)
             .unwrap();
+        let (a, b) = ([1u8; NONCE_LEN], [2u8; NONCE_LEN]);
+        let (mut a_tx, mut a_rx) = FrameMac::pair(b"k", &a, &b);
+        let (_, mut b_rx) = FrameMac::pair(b"k", &b, &a);
         let mut f = Vec::new();
-        put_frame(&mut f, &msg, Some(b"k")).unwrap();
-        assert_eq!(f.len(), msg.len() + frame_overhead(true));
+        put_frame(&mut f, &msg, Some(&mut a_tx)).unwrap();
+        put_frame(&mut f, &msg, Some(&mut a_tx)).unwrap();
+        let one = msg.len() + frame_overhead(true);
+        assert_eq!(f.len(), 2 * one);
+        // An incomplete frame waits and does not advance the sequence.
         assert_eq!(
-            next_frame(&f, Some(b"k")).unwrap(),
-            Some((&msg[..], f.len()))
+            next_frame(&f[..one - 1], Some(&mut b_rx.clone())).unwrap(),
+            None
         );
-        assert_eq!(next_frame(&f[..f.len() - 1], Some(b"k")).unwrap(), None);
+        // Another key, another connection's nonces, or our own frames
+        // reflected back: all refused.
+        let (_, mut wrong_key) = FrameMac::pair(b"other", &b, &a);
+        let (_, mut other_conn) = FrameMac::pair(b"k", &b, &[3; NONCE_LEN]);
+        for k in [&mut wrong_key, &mut other_conn, &mut a_rx] {
+            assert_eq!(next_frame(&f, Some(k)).unwrap_err(), FrameError::BadMac);
+        }
+        // In order: both pass; the first one again (a replay) does not.
+        let mut rx = b_rx.clone();
         assert_eq!(
-            next_frame(&f, Some(b"other")).unwrap_err(),
+            next_frame(&f, Some(&mut rx)).unwrap(),
+            Some((&msg[..], one))
+        );
+        assert_eq!(
+            next_frame(&f[one..], Some(&mut rx)).unwrap(),
+            Some((&msg[..], one))
+        );
+        assert_eq!(
+            next_frame(&f, Some(&mut rx)).unwrap_err(),
+            FrameError::BadMac
+        );
+        assert_eq!(rx.frames(), 2);
+        // Out of order: the second frame first is refused.
+        assert_eq!(
+            next_frame(&f[one..], Some(&mut b_rx)).unwrap_err(),
             FrameError::BadMac
         );
         let mut g = f.clone();
         g[3] ^= 1;
-        assert_eq!(next_frame(&g, Some(b"k")).unwrap_err(), FrameError::BadMac);
+        assert_eq!(
+            next_frame(&g, Some(&mut FrameMac::pair(b"k", &b, &a).1)).unwrap_err(),
+            FrameError::BadMac
+        );
         assert_eq!(next_frame(&[0, 0], None).unwrap_err(), FrameError::Empty);
+    }
+
+    #[test]
+    fn preambles_carry_the_nonce_and_refuse_anything_else() {
+        let n = [7u8; NONCE_LEN];
+        let p = preamble(&n);
+        assert_eq!(&p[..5], b"LMSY\x01");
+        assert_eq!(parse_preamble(&p).unwrap(), n);
+        let mut q = p;
+        q[4] = 2;
+        assert_eq!(parse_preamble(&q).unwrap_err(), FrameError::BadPreamble);
+        let mut q = p;
+        q[0] = b'X';
+        assert_eq!(parse_preamble(&q).unwrap_err(), FrameError::BadPreamble);
     }
 
     #[test]

@@ -371,7 +371,7 @@ where
     let (tx_mac, rx_mac) = match sh.psk.as_deref() {
         None => (None, None),
         Some(k) => match handshake(&mut r, &mut w, k).await {
-            Ok((t, r)) => (Some(t), Some(r)),
+            Ok((send, recv)) => (Some(send), Some(recv)),
             Err(Some(e)) => {
                 inc(&sh.stats.counters.malformed);
                 warn!(%peer, "sync: {e}; closing the connection");

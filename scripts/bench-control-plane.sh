@@ -94,6 +94,8 @@ half=$(awk -v r="$rate" 'BEGIN { printf "%d", r / 2 }')
 # milliseconds. Busy polling keeps the server off the wake-up path; the
 # reflector rounds show what the same load costs with no Map-Server at all.
 # server_* figures leave out the client's scheduling.
+# A number from the bench's JSON output.
+field() { echo "$1" | sed -n "s/.*\"$2\": \([0-9.]*\).*/\1/p"; }
 summary=()
 for round in $(seq "$ROUNDS"); do
   echo "== round $round: Map-Server, paced at half that rate ($half/s), busy_poll_us $BUSY_POLL_US"
@@ -110,7 +112,6 @@ for round in $(seq "$ROUNDS"); do
   kill "$rpid" 2>/dev/null || true
   wait "$rpid" 2>/dev/null || true
   echo "$floor_out"
-  field() { echo "$1" | sed -n "s/.*\"$2\": \([0-9.]*\).*/\1/p"; }
   summary+=("$(printf '%5s  %12s %12s %12s  %12s %12s %12s' "$round" \
     "$(field "$ms_out" p99_us)" "$(field "$ms_out" server_p99_us)" "$(field "$ms_out" steal_ms)" \
     "$(field "$floor_out" p99_us)" "$(field "$floor_out" server_p99_us)" "$(field "$floor_out" steal_ms)")")

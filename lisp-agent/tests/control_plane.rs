@@ -462,7 +462,6 @@ fn load_generator_measures_the_map_server_and_the_reflector_floor() {
         r.p50_us > 0 && r.p50_us <= r.p99_us && r.p99_us <= r.max_us,
         "{r:?}"
     );
-    assert!(r.server_p99_us <= r.max_us, "{r:?}");
     assert!(ms.counter("map-request.rx") >= 1_000);
 
     // The reflector answers the same requests with a fixed Map-Reply.

@@ -131,6 +131,18 @@ impl CacheEntry {
         }
     }
 
+    /// For an entry replacing `old` under the same key: the traffic counters
+    /// and last use carry over, and the uptime too when the locators are the
+    /// same (a refresh is not a new mapping).
+    pub fn carry_over(&mut self, old: &CacheEntry) {
+        self.packets = old.packets;
+        self.bytes = old.bytes;
+        self.last_used = old.last_used;
+        if old.locators == self.locators {
+            self.installed = old.installed;
+        }
+    }
+
     /// The record for this entry as seen at `now`: the TTL is the remaining
     /// time, rounded up to whole minutes.
     pub fn to_record(&self, eid: Prefix, now: u32) -> EidRecord {

@@ -233,7 +233,7 @@ pub async fn run(
                     inc(&stats.counters.cpnp_tx);
                     continue;
                 }
-                let w = match connect(local, SocketAddr::new(peer, port)).await {
+                let w = match connect(Some(local), SocketAddr::new(peer, port)).await {
                     Ok(stream) => match &tls {
                         None => Ok(spawn_connection(stream, peer, handle.clone(), psk.clone(), stats.clone())),
                         Some(t) => match t.connect(stream, peer).await {
@@ -264,15 +264,17 @@ pub async fn run(
     }
 }
 
-async fn connect(local: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+/// A TCP connection to `to`, from `local` when it is of the same family
+/// (the peer identifies us by that address), Nagle off, within 3 s. Shared
+/// with the sync transport.
+pub(crate) async fn connect(local: Option<IpAddr>, to: SocketAddr) -> std::io::Result<TcpStream> {
     let sock = if to.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
-    // From our contact address: the peer identifies us by it.
-    if local.is_ipv4() == to.is_ipv4() {
-        sock.bind(SocketAddr::new(local, 0))?;
+    if let Some(l) = local.filter(|l| l.is_ipv4() == to.is_ipv4()) {
+        sock.bind(SocketAddr::new(l, 0))?;
     }
     let s = tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(to))
         .await

@@ -34,20 +34,19 @@ use lisp_msx_proto::msx::sync::{self as wire, FrameError, FrameMac};
 use tokio::io::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf,
 };
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use super::SyncConfig;
 use super::engine::{Action, Refusal, SyncEvent};
-use crate::msx::transport::{Tls, TlsRefused};
+use crate::msx::transport::{Tls, TlsRefused, connect};
 use crate::stats::{Stats, inc};
 
 /// Where the transport's events go (typically: into the reactor's inbox).
 pub type Deliver = Arc<dyn Fn(SyncEvent) + Send + Sync>;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// The higher address dials too after this long without a connection.
@@ -289,6 +288,7 @@ async fn dial(sh: Arc<Shared>, peer: IpAddr, kick: Arc<Notify>) {
     let mut backoff = RETRY_MIN;
     loop {
         if !sh.connected(peer) {
+            // From our sync address: the peer knows us by it.
             match connect(sh.listen, SocketAddr::new(peer, sh.port)).await {
                 Ok(stream) => {
                     let started = Instant::now();
@@ -303,23 +303,6 @@ async fn dial(sh: Arc<Shared>, peer: IpAddr, kick: Arc<Notify>) {
         let _ = tokio::time::timeout(backoff, kick.notified()).await;
         backoff = (backoff * 2).min(RETRY_MAX);
     }
-}
-
-async fn connect(local: Option<IpAddr>, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = if to.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // From our sync address: the peer knows us by it.
-    if let Some(l) = local.filter(|l| l.is_ipv4() == to.is_ipv4()) {
-        sock.bind(SocketAddr::new(l, 0))?;
-    }
-    let s = tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(to))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    let _ = s.set_nodelay(true);
-    Ok(s)
 }
 
 fn tls_refused(sh: &Shared, peer: IpAddr, r: TlsRefused) {
@@ -559,6 +542,7 @@ async fn read_loop<S: AsyncRead>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpSocket;
 
     fn cfg(me: IpAddr, peer: IpAddr, port: u16, key: &str) -> SyncConfig {
         let mut c = SyncConfig::new(1, key);
@@ -692,6 +676,14 @@ mod tests {
         td.shutdown();
     }
 
+    /// The next frame delivered or connection refused.
+    async fn next_verdict(rx: &mut mpsc::UnboundedReceiver<SyncEvent>) -> SyncEvent {
+        next(rx, |e| {
+            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
+        })
+        .await
+    }
+
     /// A member-to-be on a raw socket: connects from `from`, exchanges
     /// nonces with the member at `to`; returns the stream, our sending
     /// state and everything it wrote so far.
@@ -742,10 +734,7 @@ mod tests {
         let mut p = [0u8; wire::PREAMBLE_LEN];
         s.read_exact(&mut p).await.unwrap();
         s.write_all(&recorded).await.unwrap();
-        let ev = next(&mut ra, |e| {
-            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
-        })
-        .await;
+        let ev = next_verdict(&mut ra).await;
         assert_eq!(
             ev,
             SyncEvent::Refused {
@@ -761,10 +750,7 @@ mod tests {
         wire::put_frame(&mut frame, &msg, Some(&mut mac)).unwrap();
         s.write_all(&frame).await.unwrap();
         s.write_all(&frame).await.unwrap();
-        let ev = next(&mut ra, |e| {
-            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
-        })
-        .await;
+        let ev = next_verdict(&mut ra).await;
         assert_eq!(
             ev,
             SyncEvent::Frame {
@@ -772,10 +758,7 @@ mod tests {
                 msg: msg.clone()
             }
         );
-        let ev = next(&mut ra, |e| {
-            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
-        })
-        .await;
+        let ev = next_verdict(&mut ra).await;
         assert_eq!(
             ev,
             SyncEvent::Refused {
@@ -787,10 +770,7 @@ mod tests {
         // Not a preamble at all: refused as a bad frame, nothing delivered.
         let mut s = TcpStream::connect(to).await.unwrap();
         s.write_all(&[0u8; wire::PREAMBLE_LEN]).await.unwrap();
-        let ev = next(&mut ra, |e| {
-            matches!(e, SyncEvent::Refused { .. } | SyncEvent::Frame { .. })
-        })
-        .await;
+        let ev = next_verdict(&mut ra).await;
         assert_eq!(
             ev,
             SyncEvent::Refused {

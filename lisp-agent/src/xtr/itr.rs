@@ -453,12 +453,7 @@ impl Itr {
             );
         }
         if let Some(old) = self.cache.get(&key) {
-            e.packets = old.packets;
-            e.bytes = old.bytes;
-            e.last_used = old.last_used;
-            if old.locators == e.locators {
-                e.installed = old.installed;
-            }
+            e.carry_over(old);
         }
         ctx.event("map-cache", key.to_string(), source.name().into());
         self.cache.insert(key, e);
@@ -489,12 +484,7 @@ impl Itr {
             }
         };
         if let Some(old) = self.cache.get(&key) {
-            e.packets = old.packets;
-            e.bytes = old.bytes;
-            e.last_used = old.last_used;
-            if old.locators == e.locators {
-                e.installed = old.installed;
-            }
+            e.carry_over(old);
         }
         ctx.event("map-cache", key.to_string(), "sync".into());
         self.cache.insert(key, e);
